@@ -1,0 +1,247 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/dripsched/drip/messages"
+)
+
+// BucketSpec describes a bucket actor.
+type BucketSpec struct {
+	// Limit is the bucket's rule; it is validated by BucketProps.
+	Limit *messages.Limit
+
+	// MaxQueue bounds the number of waiting requests; 0 means no bound.
+	MaxQueue int
+
+	// MaxQueuedAmount bounds the total amount waiting; 0 means no bound.
+	MaxQueuedAmount float64
+
+	// Logger receives the bucket's debug lines; nil means the actor
+	// system's logger.
+	Logger *slog.Logger
+
+	// beforeReceive, when set by tests, runs before each message is
+	// handled; a panic in it is a failure of the bucket.
+	beforeReceive func(msg any)
+}
+
+// BucketProps validates spec and returns the props of a bucket actor.
+//
+// The bucket is the only owner of its level and its queue: they are touched
+// by its Receive alone, one message at a time, so there are no locks. If it
+// panics, protoactor restarts it; the queue survives the restart, the level
+// does not: the new incarnation starts full, so a crash gives no free burst.
+func BucketProps(spec BucketSpec) (*actor.Props, error) {
+	c, err := newCore(spec.Limit, spec.MaxQueue, spec.MaxQueuedAmount, 0)
+	if err != nil {
+		return nil, err
+	}
+
+	// The state lives outside the actor value so that a restart, which
+	// produces a new value, keeps it.
+	st := &bucketState{core: c, spec: spec, epoch: time.Now()}
+	producer := func() actor.Actor { return &bucket{st} }
+
+	return actor.PropsFromProducer(producer,
+		actor.WithSupervisor(actor.NewRestartingStrategy())), nil
+}
+
+// bucketState is what a bucket keeps across restarts.
+type bucketState struct {
+	core  *core
+	spec  BucketSpec
+	epoch time.Time // origin of the bucket's monotonic clock
+
+	incarnations int
+	timer        *actor.PID
+	scheduled    bool  // a wake-up is pending at the timer
+	scheduledAt  int64 // its due time
+
+	// handling is the request being handled, so that if handling it panics
+	// the restarted bucket can still answer it.
+	handling *waiter
+}
+
+// bucket is the bucket actor.
+type bucket struct {
+	*bucketState
+}
+
+var _ actor.Actor = (*bucket)(nil)
+
+// Receive implements actor.Actor.
+func (b *bucket) Receive(ctx actor.Context) {
+	if b.spec.beforeReceive != nil {
+		b.spec.beforeReceive(ctx.Message())
+	}
+
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		b.started(ctx)
+	case *messages.Acquire:
+		if b.expectSender(ctx, m) {
+			b.handle(ctx, m.GetRequestId(), func() { b.core.acquire(b.now(), ctx.Sender(), m) })
+		}
+	case *messages.TryAcquire:
+		if b.expectSender(ctx, m) {
+			b.handle(ctx, m.GetRequestId(), func() { b.core.try(b.now(), ctx.Sender(), m) })
+		}
+	case *messages.Cancel:
+		b.core.cancel(b.now(), keyOf(ctx.Sender(), m.GetRequestId()))
+		b.answer(ctx)
+	case *messages.Release:
+		b.core.release(b.now(), keyOf(ctx.Sender(), m.GetRequestId()))
+		b.answer(ctx)
+	case *messages.Leak:
+		b.scheduled = false
+		b.core.leak(b.now())
+		b.answer(ctx)
+	case *messages.GetStatus:
+		st := b.core.status(b.now())
+		st.RequestId = m.GetRequestId()
+		b.respond(ctx, st)
+	case *messages.SetLimit:
+		b.setLimit(ctx, m)
+	case *messages.Stop:
+		b.stop(ctx)
+		st := b.core.status(b.now())
+		st.RequestId = m.GetRequestId()
+		b.respond(ctx, st)
+		ctx.Stop(ctx.Self())
+		return
+	case *actor.Stopping:
+		b.stop(ctx)
+		return
+	case actor.SystemMessage, actor.AutoReceiveMessage:
+		return
+	default:
+		b.logger(ctx).Debug("drip: bucket dropped an unknown message",
+			slog.String("type", fmt.Sprintf("%T", m)), slog.Any("sender", ctx.Sender()))
+		return
+	}
+
+	b.reschedule(ctx)
+}
+
+// started runs when the bucket starts, and again after each restart.
+func (b *bucket) started(ctx actor.Context) {
+	b.incarnations++
+	if b.timer == nil {
+		b.timer = Timer(ctx.ActorSystem())
+	}
+	if b.incarnations == 1 {
+		return
+	}
+
+	b.core.restart(b.now())
+	b.scheduled = false // the timer still holds it; asking again replaces it
+
+	// The request being handled when the bucket failed was neither queued
+	// nor answered: answer it now so it does not wait forever.
+	if w := b.handling; w != nil {
+		b.handling = nil
+		if _, queued := b.core.queue.index[w.key]; !queued {
+			b.respond(ctx, &messages.Rejected{RequestId: w.key.request,
+				Reason: messages.RejectReason_REJECT_REASON_RESTARTED,
+				Detail: "the bucket failed while handling the request"})
+		}
+	}
+	b.logger(ctx).Debug("drip: bucket restarted full", slog.Any("pid", ctx.Self()),
+		slog.Int("waiting", b.core.queue.len()))
+}
+
+// expectSender drops a request that has nobody to answer to.
+func (b *bucket) expectSender(ctx actor.Context, m any) bool {
+	if ctx.Sender() != nil {
+		return true
+	}
+
+	b.logger(ctx).Debug("drip: bucket dropped a request without a sender",
+		slog.String("type", fmt.Sprintf("%T", m)))
+
+	return false
+}
+
+// handle runs decide for request id and sends its answers, remembering the
+// request meanwhile in case deciding panics.
+func (b *bucket) handle(ctx actor.Context, id uint64, decide func()) {
+	b.handling = &waiter{key: keyOf(ctx.Sender(), id), sender: ctx.Sender()}
+	decide()
+	b.handling = nil
+
+	b.answer(ctx)
+}
+
+// setLimit applies m and answers with the new status or a rejection.
+func (b *bucket) setLimit(ctx actor.Context, m *messages.SetLimit) {
+	if err := b.core.setLimit(b.now(), m.GetLimit()); err != nil {
+		b.respond(ctx, &messages.Rejected{RequestId: m.GetRequestId(),
+			Reason: messages.RejectReason_REJECT_REASON_INVALID_LIMIT, Detail: err.Error()})
+		return
+	}
+	b.answer(ctx)
+
+	st := b.core.status(b.now())
+	st.RequestId = m.GetRequestId()
+	b.respond(ctx, st)
+}
+
+// stop answers every waiter and cancels the pending wake-up.
+func (b *bucket) stop(ctx actor.Context) {
+	b.core.stop(b.now())
+	b.answer(ctx)
+	b.reschedule(ctx)
+}
+
+// answer sends the core's decisions to their requesters.
+func (b *bucket) answer(ctx actor.Context) {
+	for i, o := range b.core.out {
+		var msg any = &messages.Granted{RequestId: o.w.key.request}
+		if o.reason != granted {
+			msg = &messages.Rejected{RequestId: o.w.key.request, Reason: o.reason, Detail: o.detail}
+		}
+		ctx.Send(o.w.sender, msg)
+		b.core.out[i] = outcome{}
+	}
+	b.core.out = b.core.out[:0]
+}
+
+// respond replies to the sender of the current message, if there is one.
+func (b *bucket) respond(ctx actor.Context, msg any) {
+	if ctx.Sender() == nil {
+		return
+	}
+	ctx.Send(ctx.Sender(), msg)
+}
+
+// reschedule asks the timer to wake the bucket when the head of the queue
+// will fit, or withdraws the wake-up when nobody waits.
+func (b *bucket) reschedule(ctx actor.Context) {
+	due, waiting := b.core.nextDue()
+	switch {
+	case !waiting && b.scheduled:
+		b.scheduled = false
+		ctx.Request(b.timer, &messages.ScheduleLeak{Cancel: true})
+	case waiting && (!b.scheduled || b.scheduledAt != due):
+		b.scheduled, b.scheduledAt = true, due
+		ctx.Request(b.timer, &messages.ScheduleLeak{DelayNanos: due - b.now()})
+	}
+}
+
+// now reads the bucket's monotonic clock.
+func (b *bucket) now() int64 {
+	return int64(time.Since(b.epoch))
+}
+
+func (b *bucket) logger(ctx actor.Context) *slog.Logger {
+	if b.spec.Logger != nil {
+		return b.spec.Logger
+	}
+
+	return ctx.Logger()
+}

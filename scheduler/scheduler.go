@@ -1,0 +1,324 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dripsched/drip/actors"
+	"github.com/dripsched/drip/messages"
+)
+
+// Scheduler starts work at no more than a Limit, in the order it was asked
+// for. It is a handle on a bucket actor: New spawns one, Attach uses one
+// that lives elsewhere, such as on a remote node.
+//
+// Acquire waits in FIFO order and is the method most callers want; Go queues
+// a task without blocking; TryAcquire never waits. A Scheduler is safe for
+// concurrent use. Its zero value is not usable.
+type Scheduler struct {
+	req   *actors.Requester
+	owned bool // New spawned the bucket, so Stop stops it
+
+	// capacity is the largest amount that can ever fit, when known (owned
+	// buckets), so Go can refuse it at once; 0 when unknown.
+	capacity atomic.Uint64 // math.Float64bits
+
+	stopOnce sync.Once
+}
+
+// New spawns a bucket with limit l in sys and returns its Scheduler. The
+// bucket starts empty: the whole burst is available at once.
+func New(sys *actor.ActorSystem, l Limit, opts ...Option) (*Scheduler, error) {
+	m, err := l.message()
+	if err != nil {
+		return nil, err
+	}
+	o := buildOptions(opts)
+
+	props, err := actors.BucketProps(actors.BucketSpec{Limit: m, MaxQueue: o.maxQueue,
+		MaxQueuedAmount: o.maxQueuedAmount, Logger: o.logger})
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %v", err)
+	}
+
+	s := &Scheduler{req: actors.NewRequester(sys, sys.Root.Spawn(props)), owned: true}
+	s.setCapacity(m)
+
+	return s, nil
+}
+
+// Attach returns a Scheduler for the bucket at pid, which may live in
+// another actor system or on another node. Options that describe a bucket
+// have no effect here. Stop on an attached Scheduler withdraws its own
+// waiters and leaves the bucket running.
+func Attach(sys *actor.ActorSystem, pid *actor.PID, _ ...Option) *Scheduler {
+	return &Scheduler{req: actors.NewRequester(sys, pid)}
+}
+
+// Acquire waits until amount units are granted, in FIFO order: nobody who
+// asked later is served first, whatever their amount.
+//
+// It fails at once with ErrDeadline if the queue ahead cannot drain before
+// ctx's deadline, with ErrQueueFull if the queue is at its bound, and with
+// ErrInvalidAmount or ErrTooLarge for an amount that can never be granted.
+// If ctx ends first, it returns ctx.Err() unchanged and its place in the
+// queue is freed for the waiter behind it.
+func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
+	m, err := s.acquireMessage(ctx, amount)
+	if err != nil {
+		return err
+	}
+
+	c := s.req.Start(m, nil)
+	select {
+	case reply := <-c.Reply():
+		actors.Recycle(c)
+		return replyError(reply)
+	case <-ctx.Done():
+		if s.req.Abandon(c.ID(), true) {
+			return ctx.Err()
+		}
+	}
+
+	// The reply won the race with ctx: honour it.
+	reply := <-c.Reply()
+	actors.Recycle(c)
+
+	return replyError(reply)
+}
+
+// TryAcquire grants amount units only if that can be done now without
+// passing anyone: it fails whenever somebody waits. It never waits for
+// capacity, though it does take one round trip to the bucket.
+func (s *Scheduler) TryAcquire(amount float64) bool {
+	if s.checkAmount(amount) != nil {
+		return false
+	}
+
+	c := s.req.Start(&messages.TryAcquire{Amount: amount}, nil)
+	reply := <-c.Reply()
+	actors.Recycle(c)
+
+	return replyError(reply) == nil
+}
+
+// Go queues task behind amount units and returns at once: it never blocks
+// its caller. Once granted, task runs in its own goroutine with ctx. If ctx
+// ends first, task never runs.
+//
+// The error reports what is known at once: an invalid amount, an amount
+// above the bucket's capacity (for a Scheduler made by New), or a stopped
+// Scheduler. A request refused later by the bucket, such as for a full
+// queue or an unmeetable deadline, leaves task unstarted.
+func (s *Scheduler) Go(ctx context.Context, amount float64, task func(context.Context)) error {
+	m, err := s.acquireMessage(ctx, amount)
+	if err != nil {
+		return err
+	}
+	if c := math.Float64frombits(s.capacity.Load()); c > 0 && amount > c {
+		return fmt.Errorf("%w: amount %v exceeds the bucket's capacity %v", ErrTooLarge, amount, c)
+	}
+
+	g := &goCall{}
+	c := s.req.Start(m, func(reply proto.Message) { g.replied(ctx, reply, task) })
+	g.watch(ctx, s.req, c.ID())
+
+	return nil
+}
+
+// goCall ties a call made by Go to its context.
+type goCall struct {
+	mu   sync.Mutex
+	done bool        // the reply came
+	stop func() bool // stops the context watch
+}
+
+// watch withdraws the call when ctx ends, unless the reply came first.
+func (g *goCall) watch(ctx context.Context, req *actors.Requester, id uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	if !g.done {
+		g.stop = context.AfterFunc(ctx, func() { req.Abandon(id, true) })
+	}
+}
+
+// replied starts task if reply is a grant, and stops watching ctx. It runs
+// on the bucket's goroutine, so it only starts task, never runs it.
+func (g *goCall) replied(ctx context.Context, reply proto.Message, task func(context.Context)) {
+	g.mu.Lock()
+	g.done = true
+	stop := g.stop
+	g.mu.Unlock()
+
+	if stop != nil {
+		stop()
+	}
+	if _, ok := reply.(*messages.Granted); ok {
+		go task(ctx)
+	}
+}
+
+// Status returns the bucket's state.
+func (s *Scheduler) Status(ctx context.Context) (Status, error) {
+	reply, err := s.call(ctx, &messages.GetStatus{})
+	if err != nil {
+		return Status{}, err
+	}
+
+	return statusOf(reply)
+}
+
+// SetLimit changes the bucket's limit. What is in the bucket stays and
+// drains at the new rate from now on; the waiting queue is re-timed at
+// once. Changing the Mode is not supported. An invalid limit changes
+// nothing and returns an error wrapping ErrInvalidLimit.
+func (s *Scheduler) SetLimit(ctx context.Context, l Limit) error {
+	m, err := l.message()
+	if err != nil {
+		return err
+	}
+
+	reply, err := s.call(ctx, &messages.SetLimit{Limit: m})
+	if err != nil {
+		return err
+	}
+	if _, err := statusOf(reply); err != nil {
+		return err
+	}
+	s.setCapacity(m)
+
+	return nil
+}
+
+// PID returns the bucket's PID, for actors that talk to it with the
+// messages directly or for Attach on another node.
+func (s *Scheduler) PID() *actor.PID {
+	return s.req.Bucket()
+}
+
+// Stop answers every waiter with ErrStopped; afterwards every call returns
+// ErrStopped. For a Scheduler made by New it stops the bucket; an attached
+// Scheduler withdraws its own waiters only. Stop is idempotent and returns
+// once every waiter has been answered.
+func (s *Scheduler) Stop() {
+	s.stopOnce.Do(func() {
+		if s.owned {
+			// The bucket answers its waiters before it answers Stop.
+			c := s.req.Start(&messages.Stop{}, nil)
+			<-c.Reply()
+			actors.Recycle(c)
+		}
+		s.req.Close("the scheduler stopped")
+	})
+}
+
+// call sends m and waits for its reply or for ctx.
+func (s *Scheduler) call(ctx context.Context, m proto.Message) (proto.Message, error) {
+	if s.req.Closed() {
+		return nil, s.stoppedError()
+	}
+
+	c := s.req.Start(m, nil)
+	select {
+	case reply := <-c.Reply():
+		actors.Recycle(c)
+		return reply, nil
+	case <-ctx.Done():
+		if s.req.Abandon(c.ID(), false) {
+			return nil, ctx.Err()
+		}
+	}
+
+	reply := <-c.Reply()
+	actors.Recycle(c)
+
+	return reply, nil
+}
+
+// acquireMessage checks what can be checked here and builds the Acquire.
+func (s *Scheduler) acquireMessage(ctx context.Context, amount float64) (*messages.Acquire, error) {
+	if err := s.checkAmount(amount); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	m := &messages.Acquire{Amount: amount}
+	if deadline, ok := ctx.Deadline(); ok {
+		m.MaxWaitNanos = max(int64(time.Until(deadline)), 1)
+	}
+
+	return m, nil
+}
+
+// checkAmount refuses, without a round trip, what no bucket can grant.
+func (s *Scheduler) checkAmount(amount float64) error {
+	if s.req.Closed() {
+		return s.stoppedError()
+	}
+	if math.IsNaN(amount) || math.IsInf(amount, 0) || amount <= 0 {
+		return fmt.Errorf("%w: amount %v is not a positive number", ErrInvalidAmount, amount)
+	}
+
+	return nil
+}
+
+func (s *Scheduler) stoppedError() error {
+	pid := s.req.Bucket()
+
+	return fmt.Errorf("%w: bucket %s/%s", ErrStopped, pid.GetAddress(), pid.GetId())
+}
+
+func (s *Scheduler) setCapacity(m *messages.Limit) {
+	c := m.GetBurst()
+	if m.GetMode() == messages.Mode_MODE_SLIDING_WINDOW {
+		c = m.GetRate()
+	}
+	s.capacity.Store(math.Float64bits(c))
+}
+
+// Status is a bucket's state at one moment.
+type Status struct {
+	Limit Limit
+
+	// Level is the amount in the bucket (LeakyBucket) or granted within the
+	// last period (SlidingWindow).
+	Level float64
+
+	Queued       int     // requests waiting
+	QueuedAmount float64 // their total amount
+
+	Granted       uint64  // requests granted since the bucket started
+	GrantedAmount float64 // their total amount
+	Rejected      uint64  // requests rejected, cancelled ones included
+}
+
+// statusOf converts a reply to GetStatus or SetLimit.
+func statusOf(reply proto.Message) (Status, error) {
+	switch m := reply.(type) {
+	case *messages.Status:
+		return Status{
+			Limit:         limitOf(m.GetLimit()),
+			Level:         m.GetLevel(),
+			Queued:        int(m.GetQueued()),
+			QueuedAmount:  m.GetQueuedAmount(),
+			Granted:       m.GetGrantedTotal(),
+			GrantedAmount: m.GetGrantedAmountTotal(),
+			Rejected:      m.GetRejectedTotal(),
+		}, nil
+	case *messages.Rejected:
+		return Status{}, rejectedError(m)
+	}
+
+	return Status{}, errors.New("scheduler: unexpected reply")
+}
