@@ -28,6 +28,12 @@ type Requester struct {
 	nextID atomic.Uint64
 	closed atomic.Bool
 	shards [requesterShards]callShard
+
+	// calls recycles Calls. It belongs to the requester rather than the
+	// package so that a call's channel is only ever used where the
+	// requester is: testing/synctest forbids sharing channels across
+	// bubbles.
+	calls sync.Pool
 }
 
 const requesterShards = 64
@@ -51,13 +57,12 @@ func (c *Call) Reply() <-chan proto.Message {
 	return c.reply
 }
 
-var callPool = sync.Pool{New: func() any { return &Call{reply: make(chan proto.Message, 1)} }}
-
 var _ actor.Process = (*Requester)(nil)
 
 // NewRequester registers a request actor for bucket in sys.
 func NewRequester(sys *actor.ActorSystem, bucket *actor.PID) *Requester {
 	r := &Requester{sys: sys, bucket: bucket}
+	r.calls.New = func() any { return &Call{reply: make(chan proto.Message, 1)} }
 	for i := range r.shards {
 		r.shards[i].calls = make(map[uint64]*Call)
 	}
@@ -81,7 +86,7 @@ func (r *Requester) Bucket() *actor.PID {
 // not nil, else to the call's Reply channel. After Close, the call is
 // answered at once with a Rejected (REJECT_REASON_STOPPED).
 func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
-	c := callPool.Get().(*Call)
+	c := r.calls.Get().(*Call)
 	c.id, c.onReply = r.nextID.Add(1), onReply
 	setRequestID(m, c.id)
 
@@ -120,15 +125,15 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 	if cancel && !r.closed.Load() {
 		r.sys.Root.RequestWithCustomSender(r.bucket, &messages.Cancel{RequestId: id}, r.self)
 	}
-	Recycle(c)
+	r.Recycle(c)
 
 	return true
 }
 
 // Recycle returns a call whose reply has been received for reuse.
-func Recycle(c *Call) {
+func (r *Requester) Recycle(c *Call) {
 	c.onReply = nil
-	callPool.Put(c)
+	r.calls.Put(c)
 }
 
 // Close answers every call in flight with a Rejected
@@ -189,7 +194,7 @@ func (r *Requester) deliver(id uint64, m proto.Message) bool {
 
 	if c.onReply != nil {
 		f := c.onReply
-		Recycle(c)
+		r.Recycle(c)
 		f(m)
 		return true
 	}

@@ -80,7 +80,7 @@ func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
 	c := s.req.Start(m, nil)
 	select {
 	case reply := <-c.Reply():
-		actors.Recycle(c)
+		s.req.Recycle(c)
 		return replyError(reply)
 	case <-ctx.Done():
 		if s.req.Abandon(c.ID(), true) {
@@ -90,7 +90,7 @@ func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
 
 	// The reply won the race with ctx: honour it.
 	reply := <-c.Reply()
-	actors.Recycle(c)
+	s.req.Recycle(c)
 
 	return replyError(reply)
 }
@@ -105,7 +105,7 @@ func (s *Scheduler) TryAcquire(amount float64) bool {
 
 	c := s.req.Start(&messages.TryAcquire{Amount: amount}, nil)
 	reply := <-c.Reply()
-	actors.Recycle(c)
+	s.req.Recycle(c)
 
 	return replyError(reply) == nil
 }
@@ -215,7 +215,7 @@ func (s *Scheduler) Stop() {
 			// The bucket answers its waiters before it answers Stop.
 			c := s.req.Start(&messages.Stop{}, nil)
 			<-c.Reply()
-			actors.Recycle(c)
+			s.req.Recycle(c)
 		}
 		s.req.Close("the scheduler stopped")
 	})
@@ -230,7 +230,7 @@ func (s *Scheduler) call(ctx context.Context, m proto.Message) (proto.Message, e
 	c := s.req.Start(m, nil)
 	select {
 	case reply := <-c.Reply():
-		actors.Recycle(c)
+		s.req.Recycle(c)
 		return reply, nil
 	case <-ctx.Done():
 		if s.req.Abandon(c.ID(), false) {
@@ -239,7 +239,7 @@ func (s *Scheduler) call(ctx context.Context, m proto.Message) (proto.Message, e
 	}
 
 	reply := <-c.Reply()
-	actors.Recycle(c)
+	s.req.Recycle(c)
 
 	return reply, nil
 }
