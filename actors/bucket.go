@@ -25,9 +25,9 @@ type BucketSpec struct {
 	// system's logger.
 	Logger *slog.Logger
 
-	// beforeReceive, when set by tests, runs before each message is
-	// handled; a panic in it is a failure of the bucket.
-	beforeReceive func(msg any)
+	// beforeDecide, when set by tests, runs before each Acquire or
+	// TryAcquire is decided; a panic in it is a failure of the bucket.
+	beforeDecide func(msg any)
 }
 
 // BucketProps validates spec and returns the props of a bucket actor.
@@ -36,6 +36,10 @@ type BucketSpec struct {
 // by its Receive alone, one message at a time, so there are no locks. If it
 // panics, protoactor restarts it; the queue survives the restart, the level
 // does not: the new incarnation starts full, so a crash gives no free burst.
+//
+// Stop a bucket with the Stop message (or actor.Poison), which queues
+// behind the requests already sent. A system stop (actor.Stop) overtakes
+// them, and protoactor drops what is left in the mailbox unanswered.
 func BucketProps(spec BucketSpec) (*actor.Props, error) {
 	c, err := newCore(spec.Limit, spec.MaxQueue, spec.MaxQueuedAmount, 0)
 	if err != nil {
@@ -76,10 +80,6 @@ var _ actor.Actor = (*bucket)(nil)
 
 // Receive implements actor.Actor.
 func (b *bucket) Receive(ctx actor.Context) {
-	if b.spec.beforeReceive != nil {
-		b.spec.beforeReceive(ctx.Message())
-	}
-
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		b.started(ctx)
@@ -146,7 +146,7 @@ func (b *bucket) started(ctx actor.Context) {
 	if w := b.handling; w != nil {
 		b.handling = nil
 		if _, queued := b.core.queue.index[w.key]; !queued {
-			b.respond(ctx, &messages.Rejected{RequestId: w.key.request,
+			ctx.Send(w.sender, &messages.Rejected{RequestId: w.key.request,
 				Reason: messages.RejectReason_REJECT_REASON_RESTARTED,
 				Detail: "the bucket failed while handling the request"})
 		}
@@ -171,6 +171,9 @@ func (b *bucket) expectSender(ctx actor.Context, m any) bool {
 // request meanwhile in case deciding panics.
 func (b *bucket) handle(ctx actor.Context, id uint64, decide func()) {
 	b.handling = &waiter{key: keyOf(ctx.Sender(), id), sender: ctx.Sender()}
+	if b.spec.beforeDecide != nil {
+		b.spec.beforeDecide(ctx.Message())
+	}
 	decide()
 	b.handling = nil
 
