@@ -66,9 +66,10 @@ type bucketState struct {
 	scheduled    bool  // a wake-up is pending at the timer
 	scheduledAt  int64 // its due time
 
-	// handling is the request being handled, so that if handling it panics
-	// the restarted bucket can still answer it.
-	handling *waiter
+	// handling is the request being decided, so that if deciding panics
+	// the restarted bucket can still answer it; its sender is nil between
+	// requests.
+	handling waiter
 }
 
 // bucket is the bucket actor.
@@ -143,8 +144,8 @@ func (b *bucket) started(ctx actor.Context) {
 
 	// The request being handled when the bucket failed was neither queued
 	// nor answered: answer it now so it does not wait forever.
-	if w := b.handling; w != nil {
-		b.handling = nil
+	if w := b.handling; w.sender != nil {
+		b.handling = waiter{}
 		if _, queued := b.core.queue.index[w.key]; !queued {
 			ctx.Send(w.sender, &messages.Rejected{RequestId: w.key.request,
 				Reason: messages.RejectReason_REJECT_REASON_RESTARTED,
@@ -170,12 +171,12 @@ func (b *bucket) expectSender(ctx actor.Context, m any) bool {
 // handle runs decide for request id and sends its answers, remembering the
 // request meanwhile in case deciding panics.
 func (b *bucket) handle(ctx actor.Context, id uint64, decide func()) {
-	b.handling = &waiter{key: keyOf(ctx.Sender(), id), sender: ctx.Sender()}
+	b.handling = waiter{key: keyOf(ctx.Sender(), id), sender: ctx.Sender()}
 	if b.spec.beforeDecide != nil {
 		b.spec.beforeDecide(ctx.Message())
 	}
 	decide()
-	b.handling = nil
+	b.handling = waiter{}
 
 	b.answer(ctx)
 }

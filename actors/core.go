@@ -12,9 +12,10 @@ import (
 // granted is the zero reason: an outcome with it is a grant.
 const granted = messages.RejectReason_REJECT_REASON_UNSPECIFIED
 
-// outcome is one decision of the core about one waiter.
+// outcome is one decision of the core about one request. It holds a copy
+// of the waiter, so deciding a request at once allocates nothing.
 type outcome struct {
-	w      *waiter
+	w      waiter
 	reason messages.RejectReason // granted, or why not
 	detail string
 }
@@ -100,31 +101,38 @@ func (c *core) acquire(now int64, sender *actor.PID, m *messages.Acquire) {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	w := &waiter{key: keyOf(sender, m.GetRequestId()), sender: sender}
+	w := waiter{key: keyOf(sender, m.GetRequestId()), sender: sender}
 	u, reason, detail := c.rule.amountUnits(m.GetAmount())
 	if reason != granted {
-		c.reject(w, reason, detail)
+		c.reject(&w, reason, detail)
 		return
 	}
 	w.units = u
 
 	if c.queue.len() == 0 && c.fits(u) {
-		c.grant(w)
+		c.grant(&w)
 		return
 	}
+	c.enqueue(w, m)
+}
+
+// enqueue queues w, the request m, unless a bound or its wait limit
+// refuses it.
+func (c *core) enqueue(w waiter, m *messages.Acquire) {
+	u := w.units
 
 	if _, dup := c.queue.index[w.key]; dup {
-		c.reject(w, messages.RejectReason_REJECT_REASON_INVALID_REQUEST,
+		c.reject(&w, messages.RejectReason_REJECT_REASON_INVALID_REQUEST,
 			fmt.Sprintf("request %d is already waiting", m.GetRequestId()))
 		return
 	}
 	if reason, detail := c.checkQueue(u); reason != granted {
-		c.reject(w, reason, detail)
+		c.reject(&w, reason, detail)
 		return
 	}
 	if wait := m.GetMaxWaitNanos(); wait > 0 {
 		if at := c.earliest(u); at-c.now > wait {
-			c.reject(w, messages.RejectReason_REJECT_REASON_DEADLINE,
+			c.reject(&w, messages.RejectReason_REJECT_REASON_DEADLINE,
 				fmt.Sprintf("the queue ahead drains in %v, beyond the wait limit %v",
 					time.Duration(at-c.now), time.Duration(wait)))
 			return
@@ -132,7 +140,7 @@ func (c *core) acquire(now int64, sender *actor.PID, m *messages.Acquire) {
 		w.deadline = c.now + wait
 	}
 
-	c.queue.push(w)
+	c.queue.push(&w)
 }
 
 // checkQueue says whether u more units may join the queue.
@@ -157,6 +165,7 @@ func (c *core) try(now int64, sender *actor.PID, m *messages.TryAcquire) {
 
 	w := &waiter{key: keyOf(sender, m.GetRequestId()), sender: sender}
 	u, reason, detail := c.rule.amountUnits(m.GetAmount())
+	w.units = u
 	switch {
 	case reason != granted:
 		c.reject(w, reason, detail)
@@ -164,12 +173,10 @@ func (c *core) try(now int64, sender *actor.PID, m *messages.TryAcquire) {
 		c.reject(w, messages.RejectReason_REJECT_REASON_WOULD_WAIT,
 			fmt.Sprintf("%d requests are waiting", c.queue.len()))
 	case !c.fits(u):
-		w.units = u
 		c.reject(w, messages.RejectReason_REJECT_REASON_WOULD_WAIT,
 			fmt.Sprintf("amount %v does not fit before %v", m.GetAmount(),
 				time.Duration(c.dueAt(u)-c.now)))
 	default:
-		w.units = u
 		c.grant(w)
 	}
 }
@@ -368,11 +375,7 @@ func (c *core) dueAt(u uint64) int64 {
 func (c *core) earliest(u uint64) int64 {
 	total := c.queue.units + u
 	if c.rule.mode == messages.Mode_MODE_LEAKY_BUCKET {
-		start := c.tat
-		if !start.after(c.now) {
-			start = vtime{ns: c.now}
-		}
-		at := c.rule.sub(c.rule.add(start, c.rule.cost(total)), c.rule.cost(c.rule.burst))
+		at := c.rule.sub(c.rule.add(c.drained(), c.rule.cost(total)), c.rule.cost(c.rule.burst))
 		return max(c.now, at.ceil())
 	}
 
@@ -395,26 +398,32 @@ func (c *core) earliest(u uint64) int64 {
 	return c.dueAt(head) + int64(periods*c.rule.per)
 }
 
+// drained returns when the leaky bucket's level reaches zero, or c.now if
+// it already has.
+func (c *core) drained() vtime {
+	if c.tat.after(c.now) {
+		return c.tat
+	}
+
+	return vtime{ns: c.now}
+}
+
 // grant admits w at c.now.
 func (c *core) grant(w *waiter) {
 	c.last = lastGrant{valid: true, key: w.key, units: w.units, at: c.now, tat: c.tat}
 	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
 		c.log.add(c.now, w.units)
 	} else {
-		start := c.tat
-		if !start.after(c.now) {
-			start = vtime{ns: c.now}
-		}
-		c.tat = c.rule.add(start, c.rule.cost(w.units))
+		c.tat = c.rule.add(c.drained(), c.rule.cost(w.units))
 	}
 
 	c.grantedTotal++
 	c.grantedUnitsTotal += w.units
-	c.out = append(c.out, outcome{w: w, reason: granted})
+	c.out = append(c.out, outcome{w: *w, reason: granted})
 }
 
 // reject records a rejection of w.
 func (c *core) reject(w *waiter, reason messages.RejectReason, detail string) {
 	c.rejectedTotal++
-	c.out = append(c.out, outcome{w: w, reason: reason, detail: detail})
+	c.out = append(c.out, outcome{w: *w, reason: reason, detail: detail})
 }
