@@ -242,20 +242,33 @@ func TestRequesterHandsBackUnwantedGrant(t *testing.T) {
 		r := NewRequester(sys, bucket.pid)
 
 		c := r.Start(&messages.Acquire{Amount: 1}, nil)
-		if _, ok := (<-bucket.got).(*messages.Acquire); !ok {
-			t.Fatal("the bucket got no Acquire")
+		id := c.ID()
+		if m, ok := (<-bucket.got).(*messages.Acquire); !ok || m.GetRequestId() != id {
+			t.Fatalf("got %v, want Acquire %d", m, id)
 		}
-		if !r.Abandon(c.ID(), true) {
+		if !r.Abandon(id, true) {
 			t.Fatal("Abandon found no call in flight")
 		}
-		if m, ok := (<-bucket.got).(*messages.Cancel); !ok || m.GetRequestId() != 1 {
-			t.Fatalf("got %v, want Cancel of request 1", m)
+		if m, ok := (<-bucket.got).(*messages.Cancel); !ok || m.GetRequestId() != id {
+			t.Fatalf("got %v, want Cancel of request %d", m, id)
 		}
 
 		// The grant was already on its way: it goes back to the bucket.
-		r.SendUserMessage(r.PID(), &messages.Granted{RequestId: 1})
-		if m, ok := (<-bucket.got).(*messages.Release); !ok || m.GetRequestId() != 1 {
-			t.Fatalf("got %v, want Release of request 1", m)
+		r.SendUserMessage(r.PID(), &messages.Granted{RequestId: id})
+		if m, ok := (<-bucket.got).(*messages.Release); !ok || m.GetRequestId() != id {
+			t.Fatalf("got %v, want Release of request %d", m, id)
+		}
+
+		// A reply to a recycled call, whose slot is in use again, is no
+		// reply to the new call.
+		c2 := r.Start(&messages.Acquire{Amount: 1}, nil)
+		<-bucket.got
+		if c2.ID() == id {
+			t.Fatalf("a reused slot kept the id %d", id)
+		}
+		r.SendUserMessage(r.PID(), &messages.Rejected{RequestId: id})
+		if len(c2.Reply()) != 0 {
+			t.Error("a reply to an old id reached the new call")
 		}
 		r.Close("test over")
 	})

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -17,39 +18,53 @@ import (
 //
 // It has no mailbox. A reply is handed to the waiting goroutine by the
 // sender's goroutine as it arrives, which saves a mailbox hop and a context
-// switch per request: half the cost of a round trip. Calls in flight sit in
-// a sharded table, so goroutines contend only when their ids share a shard.
+// switch per request: half the cost of a round trip.
+//
+// Calls in flight sit in a table split into shards, each behind its own
+// mutex; a caller picks a shard at random, so goroutines rarely contend. A
+// request id names its shard, its slot and the slot's generation, so a
+// reply finds its call without hashing, and a late reply to a call whose
+// slot was reused finds nothing.
 //
 // A Requester is safe for concurrent use.
 type Requester struct {
 	sys    *actor.ActorSystem
 	bucket *actor.PID
 	self   *actor.PID
-	nextID atomic.Uint64
 	closed atomic.Bool
-	shards [requesterShards]callShard
-
-	// calls recycles Calls. It belongs to the requester rather than the
-	// package so that a call's channel is only ever used where the
-	// requester is: testing/synctest forbids sharing channels across
-	// bubbles.
-	calls sync.Pool
+	shards [shardCount]callShard
 }
 
-const requesterShards = 64
+// Request ids: the low shardBits name the shard, the next slotBits the slot,
+// and the rest count how often the slot has been used.
+const (
+	shardBits  = 4
+	shardCount = 1 << shardBits
+	slotBits   = 28
+	slotMask   = 1<<slotBits - 1
+)
 
+// callShard holds calls in slots; a slot keeps its Call between uses, so a
+// call's channel is made once per slot.
 type callShard struct {
 	mu    sync.Mutex
-	calls map[uint64]*Call
-	_     [40]byte // keep neighbouring shards off one cache line
+	slots []*Call
+	free  []uint32 // slots not in use
+	_     [8]byte  // keep neighbouring shards' mutexes apart
 }
 
 // Call is one request in flight. Its reply arrives on Reply, or goes to the
 // callback given to Start.
 type Call struct {
 	id      uint64
+	waiting bool // registered and not yet answered or abandoned
 	reply   chan proto.Message
 	onReply func(proto.Message)
+}
+
+// ID returns the call's request id.
+func (c *Call) ID() uint64 {
+	return c.id
 }
 
 // Reply returns the channel that receives the call's only reply.
@@ -62,10 +77,6 @@ var _ actor.Process = (*Requester)(nil)
 // NewRequester registers a request actor for bucket in sys.
 func NewRequester(sys *actor.ActorSystem, bucket *actor.PID) *Requester {
 	r := &Requester{sys: sys, bucket: bucket}
-	r.calls.New = func() any { return &Call{reply: make(chan proto.Message, 1)} }
-	for i := range r.shards {
-		r.shards[i].calls = make(map[uint64]*Call)
-	}
 	r.self, _ = sys.ProcessRegistry.Add(r, "drip-requester-"+sys.ProcessRegistry.NextId())
 
 	return r
@@ -83,20 +94,16 @@ func (r *Requester) Bucket() *actor.PID {
 
 // Start sends m, one of Acquire, TryAcquire, GetStatus, SetLimit or Stop,
 // to the bucket with a fresh request id. The reply goes to onReply if it is
-// not nil, else to the call's Reply channel. After Close, the call is
+// not nil, and then the returned Call belongs to the requester and must not
+// be touched; else the reply goes to the call's Reply channel, and once it
+// is received the caller hands the call back with Recycle. After Close, the call is
 // answered at once with a Rejected (REJECT_REASON_STOPPED).
 func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
-	c := r.calls.Get().(*Call)
-	c.id, c.onReply = r.nextID.Add(1), onReply
+	c := r.register(onReply)
 	setRequestID(m, c.id)
 
-	s := r.shard(c.id)
-	s.mu.Lock()
-	s.calls[c.id] = c
-	s.mu.Unlock()
-
-	// Close may have run between the check a caller made and the insert:
-	// it would have missed this call, so answer it here.
+	// Close may have run between the check a caller made and register: it
+	// would have missed this call, so answer it here.
 	if r.closed.Load() {
 		r.fail(c.id, "the scheduler stopped")
 		return c
@@ -106,16 +113,35 @@ func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 	return c
 }
 
-// ID returns the call's request id.
-func (c *Call) ID() uint64 {
-	return c.id
+// register puts a waiting call in a random shard.
+func (r *Requester) register(onReply func(proto.Message)) *Call {
+	shard := rand.Uint32() % shardCount
+	s := &r.shards[shard]
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	var slot uint32
+	if n := len(s.free); n > 0 {
+		slot, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		slot = uint32(len(s.slots))
+		s.slots = append(s.slots, &Call{reply: make(chan proto.Message, 1)})
+	}
+
+	c := s.slots[slot]
+	generation := c.id>>(shardBits+slotBits) + 1
+	c.id = generation<<(shardBits+slotBits) | uint64(slot)<<shardBits | uint64(shard)
+	c.waiting, c.onReply = true, onReply
+
+	return c
 }
 
 // Abandon withdraws the call with request id. It returns true if the call
 // had no reply yet: the bucket is told to drop the request (if cancel is
-// set), and the call must not be used again. It returns false if the reply
-// has been or is being delivered. Abandon takes an id rather than the Call
-// because a call is reused once its reply is taken.
+// set), and the call is recycled. It returns false if the reply has been
+// or is being delivered. Abandon takes an id rather than the Call because a
+// call is reused once recycled.
 func (r *Requester) Abandon(id uint64, cancel bool) bool {
 	c := r.take(id)
 	if c == nil {
@@ -130,10 +156,14 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 	return true
 }
 
-// Recycle returns a call whose reply has been received for reuse.
+// Recycle hands back a call whose reply has been received.
 func (r *Requester) Recycle(c *Call) {
+	s := &r.shards[c.id%shardCount]
+
+	s.mu.Lock()
 	c.onReply = nil
-	r.calls.Put(c)
+	s.free = append(s.free, uint32(c.id>>shardBits&slotMask))
+	s.mu.Unlock()
 }
 
 // Close answers every call in flight with a Rejected
@@ -203,15 +233,23 @@ func (r *Requester) deliver(id uint64, m proto.Message) bool {
 	return true
 }
 
-// take removes and returns the call with id, or nil.
+// take returns the waiting call with id and marks it answered, or returns
+// nil if no call with id waits.
 func (r *Requester) take(id uint64) *Call {
-	s := r.shard(id)
+	s := &r.shards[id%shardCount]
+	slot := id >> shardBits & slotMask
+
 	s.mu.Lock()
-	c, ok := s.calls[id]
-	if ok {
-		delete(s.calls, id)
+	defer s.mu.Unlock()
+
+	if slot >= uint64(len(s.slots)) {
+		return nil
 	}
-	s.mu.Unlock()
+	c := s.slots[slot]
+	if c.id != id || !c.waiting {
+		return nil
+	}
+	c.waiting = false
 
 	return c
 }
@@ -221,13 +259,16 @@ func (r *Requester) fail(id uint64, detail string) {
 		Reason: messages.RejectReason_REJECT_REASON_STOPPED, Detail: detail})
 }
 
+// failAll answers every waiting call with a rejection.
 func (r *Requester) failAll(detail string) {
 	for i := range r.shards {
 		s := &r.shards[i]
+		var ids []uint64
 		s.mu.Lock()
-		ids := make([]uint64, 0, len(s.calls))
-		for id := range s.calls {
-			ids = append(ids, id)
+		for _, c := range s.slots {
+			if c.waiting {
+				ids = append(ids, c.id)
+			}
 		}
 		s.mu.Unlock()
 
@@ -235,10 +276,6 @@ func (r *Requester) failAll(detail string) {
 			r.fail(id, detail)
 		}
 	}
-}
-
-func (r *Requester) shard(id uint64) *callShard {
-	return &r.shards[id%requesterShards]
 }
 
 // setRequestID stamps id on a request message.

@@ -78,6 +78,12 @@ func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
 	}
 
 	c := s.req.Start(m, nil)
+	if ctx.Done() == nil { // cannot be cancelled: a plain receive is cheaper
+		reply := <-c.Reply()
+		s.req.Recycle(c)
+		return replyError(reply)
+	}
+
 	select {
 	case reply := <-c.Reply():
 		s.req.Recycle(c)
@@ -128,8 +134,8 @@ func (s *Scheduler) Go(ctx context.Context, amount float64, task func(context.Co
 	}
 
 	g := &goCall{}
-	c := s.req.Start(m, func(reply proto.Message) { g.replied(ctx, reply, task) })
-	g.watch(ctx, s.req, c.ID())
+	s.req.Start(m, func(reply proto.Message) { g.replied(ctx, reply, task) })
+	g.watch(ctx, s.req, m.GetRequestId())
 
 	return nil
 }
