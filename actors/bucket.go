@@ -212,7 +212,11 @@ func (b *bucket) answer(ctx actor.Context) {
 		ctx.Send(o.w.sender, msg)
 		b.core.out[i] = outcome{}
 	}
+
 	b.core.out = b.core.out[:0]
+	if cap(b.core.out) > bigQueue { // after a mass stop or grant, let it go
+		b.core.out = nil
+	}
 }
 
 // respond replies to the sender of the current message, if there is one.

@@ -31,7 +31,13 @@ type queue struct {
 	head, tail *waiter
 	index      map[waiterKey]*waiter
 	units      uint64 // sum of the waiters' units
+	peak       int    // most waiters since the index was made
 }
+
+// bigQueue is the number of waiters past which an emptied queue drops its
+// index: Go maps never shrink, and a burst of a million waiters would
+// otherwise pin tens of megabytes for the bucket's lifetime.
+const bigQueue = 1024
 
 // push appends w.
 func (q *queue) push(w *waiter) {
@@ -40,6 +46,7 @@ func (q *queue) push(w *waiter) {
 	}
 	q.index[w.key] = w
 	q.units += w.units
+	q.peak = max(q.peak, len(q.index))
 
 	w.prev = q.tail
 	if q.tail != nil {
@@ -54,6 +61,9 @@ func (q *queue) push(w *waiter) {
 func (q *queue) remove(w *waiter) {
 	delete(q.index, w.key)
 	q.units -= w.units
+	if len(q.index) == 0 && q.peak > bigQueue {
+		q.index, q.peak = nil, 0
+	}
 
 	if w.prev != nil {
 		w.prev.next = w.next
