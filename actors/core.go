@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -138,6 +139,10 @@ func (c *core) enqueue(w waiter, m *messages.Acquire) {
 			return
 		}
 		w.deadline = c.now + wait
+		if w.deadline < c.now {
+			// The limit lies beyond the clock's range, so it never passes.
+			w.deadline = math.MaxInt64
+		}
 	}
 
 	c.queue.push(&w)
@@ -284,18 +289,26 @@ func (c *core) setLimit(now int64, l *messages.Limit) error {
 }
 
 // restart puts the bucket in the state it is in after a failure: full, so
-// that a crash never hands out a free burst. The queue is kept.
+// that a crash never hands out a free burst. The queue is kept. A level
+// above full (the limit was lowered) is kept too: a restart never makes
+// room.
 func (c *core) restart(now int64) {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
 	c.last = lastGrant{}
 	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
+		// One entry at now of at least what the window holds outlasts every
+		// grant it replaces, whatever period a later limit brings.
+		held := max(c.rule.rate, c.levelUnits())
 		c.log.reset()
-		c.log.add(c.now, c.rule.rate)
+		c.log.add(c.now, held)
 		return
 	}
-	c.tat = c.rule.add(vtime{ns: c.now}, c.rule.cost(c.rule.burst))
+	full := c.rule.add(vtime{ns: c.now}, c.rule.cost(c.rule.burst))
+	if full.ns > c.tat.ns || (full.ns == c.tat.ns && full.frac > c.tat.frac) {
+		c.tat = full
+	}
 }
 
 // stop rejects every waiter.
