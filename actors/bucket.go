@@ -66,6 +66,10 @@ type bucketState struct {
 	scheduled    bool  // a wake-up is pending at the timer
 	scheduledAt  int64 // its due time
 
+	// watched holds the remote requesters the bucket watches, so that the
+	// waiters of a node that dies leave the queue (see watch).
+	watched map[pidKey]struct{}
+
 	// handling is the request being decided, so that if deciding panics
 	// the restarted bucket can still answer it; its sender is nil between
 	// requests.
@@ -86,6 +90,7 @@ func (b *bucket) Receive(ctx actor.Context) {
 		b.started(ctx)
 	case *messages.Acquire:
 		if b.expectSender(ctx, m) {
+			b.watch(ctx)
 			b.handle(ctx, m.GetRequestId(), func() { b.core.acquire(b.now(), ctx.Sender(), m) })
 		}
 	case *messages.TryAcquire:
@@ -118,6 +123,8 @@ func (b *bucket) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		b.stop(ctx)
 		return
+	case *actor.Terminated:
+		b.senderDied(ctx, m.GetWho())
 	case actor.SystemMessage, actor.AutoReceiveMessage:
 		return
 	default:
@@ -154,6 +161,38 @@ func (b *bucket) started(ctx actor.Context) {
 	}
 	b.logger(ctx).Debug("drip: bucket restarted full", slog.Any("pid", ctx.Self()),
 		slog.Int("waiting", b.core.queue.len()))
+}
+
+// watch starts watching the sender of the current request if it lives on
+// another node, once per sender. When that node dies or its connection
+// breaks, protoactor's remote sends Terminated and senderDied drops the
+// sender's waiters. Local requesters need no watch: they withdraw their
+// own calls when they stop.
+func (b *bucket) watch(ctx actor.Context) {
+	sender := ctx.Sender()
+	if sender.GetAddress() == ctx.Self().GetAddress() {
+		return
+	}
+
+	k := pidKey{sender.GetAddress(), sender.GetId()}
+	if _, ok := b.watched[k]; ok {
+		return
+	}
+	if b.watched == nil {
+		b.watched = make(map[pidKey]struct{})
+	}
+	b.watched[k] = struct{}{}
+	ctx.Watch(sender)
+}
+
+// senderDied drops the waiters of a watched requester that has gone.
+func (b *bucket) senderDied(ctx actor.Context, who *actor.PID) {
+	delete(b.watched, pidKey{who.GetAddress(), who.GetId()})
+	n := b.core.dropSender(b.now(), who)
+	b.answer(ctx)
+
+	b.logger(ctx).Debug("drip: bucket dropped the waiters of a requester that is gone",
+		slog.Any("requester", who), slog.Int("dropped", n))
 }
 
 // expectSender drops a request that has nobody to answer to.

@@ -291,3 +291,28 @@ func TestRequesterFailsCallsWhenBucketIsGone(t *testing.T) {
 		time.Sleep(time.Second) // past the dead-letter throttle interval, on the fake clock
 	})
 }
+
+func TestBucketDropsWaitersOfRequesterThatIsGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := newSystem()
+		in := newInbox(sys, "caller")
+		bucket := spawnBucket(t, sys, BucketSpec{Limit: perSecond(1, 1)})
+		start := time.Now()
+
+		// A requester on a node this system cannot reach: the bucket
+		// watches it, protoactor answers the watch with Terminated, and
+		// its waiter leaves the queue without an answer.
+		gone := &actor.PID{Address: "node-gone:8090", Id: "requester"}
+		in.acquire(sys, bucket, 1, 1)
+		in.expect(t, start, 1, granted, 0)
+		sys.Root.RequestWithCustomSender(bucket, &messages.Acquire{RequestId: 2, Amount: 1}, gone)
+		in.acquire(sys, bucket, 3, 1)
+
+		// #3 goes when the burst has drained, not a second later.
+		in.expect(t, start, 3, granted, time.Second)
+
+		sys.Root.Stop(bucket)
+		time.Sleep(10 * time.Millisecond) // past the dead-letter throttle
+		synctest.Wait()
+	})
+}

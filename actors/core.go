@@ -202,6 +202,29 @@ func (c *core) cancel(now int64, k waiterKey) {
 	c.drain()
 }
 
+// dropSender withdraws every waiter of sender, which has died: nobody is
+// left to answer, so no outcome is recorded. The queue behind them moves up
+// in the same step. It returns how many were dropped.
+func (c *core) dropSender(now int64, sender *actor.PID) int {
+	c.out = c.out[:0]
+	c.advanceClock(now)
+
+	address, id := sender.GetAddress(), sender.GetId()
+	dropped := 0
+	for w := c.queue.head; w != nil; {
+		next := w.next
+		if w.key.address == address && w.key.id == id {
+			c.queue.remove(w)
+			c.rejectedTotal++
+			dropped++
+		}
+		w = next
+	}
+	c.drain()
+
+	return dropped
+}
+
 // release takes back the grant with key k if it is still the latest one.
 // Undoing an older grant exactly would need the history of every grant
 // since; keeping it errs on the side of the limit.

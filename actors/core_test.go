@@ -846,3 +846,36 @@ func TestCheckLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestCoreDropSender(t *testing.T) {
+	const ms = time.Millisecond
+	other := &actor.PID{Address: "node-b:8090", Id: "requester-1"}
+	c := newTestCore(t, leakyLimit(1, time.Second, 1), 0, 0)
+
+	// #1 takes the burst; #2 (ours) waits behind #3 and #4 of a node that
+	// dies. Dropping them answers nobody, and #2 moves to the head.
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(1, 1), "#1 granted"},
+	})
+	c.acquire(0, other, &messages.Acquire{RequestId: 3, Amount: 1})
+	c.acquire(0, other, &messages.Acquire{RequestId: 4, Amount: 1})
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(2, 1), "queued"},
+		{0, opLevel(), "level 1, 3 queued"},
+		{0, opDue(), "1s"},
+	})
+
+	if n := c.dropSender(500*int64(ms), other); n != 2 || len(c.out) != 0 {
+		t.Fatalf("dropSender = %d with %d outcomes, want 2 and none", n, len(c.out))
+	}
+	runSteps(t, c, []coreStep{
+		{500 * ms, opLevel(), "level 0.5, 1 queued"},
+		{500 * ms, opDue(), "1s"},
+		{1000 * ms, opLeak(), "#2 granted"},
+	})
+
+	// A sender with nothing queued changes nothing.
+	if n := c.dropSender(int64(time.Second), other); n != 0 {
+		t.Fatalf("dropSender of a sender with no waiters = %d, want 0", n)
+	}
+}

@@ -96,6 +96,12 @@ const (
 	// REJECT_REASON_INVALID_REQUEST answers a malformed request, such as a
 	// second Acquire with the request_id of one that is still waiting.
 	RejectReason_REJECT_REASON_INVALID_REQUEST RejectReason = 10
+	// REJECT_REASON_UNKNOWN_KEY answers a keyed request whose key matches no
+	// rule of the registry.
+	RejectReason_REJECT_REASON_UNKNOWN_KEY RejectReason = 11
+	// REJECT_REASON_UNREACHABLE is made by a requester, not a bucket: the
+	// bucket's node gave no sign of life for too long, or its connection died.
+	RejectReason_REJECT_REASON_UNREACHABLE RejectReason = 12
 )
 
 // Enum value maps for RejectReason.
@@ -112,6 +118,8 @@ var (
 		8:  "REJECT_REASON_INVALID_LIMIT",
 		9:  "REJECT_REASON_RESTARTED",
 		10: "REJECT_REASON_INVALID_REQUEST",
+		11: "REJECT_REASON_UNKNOWN_KEY",
+		12: "REJECT_REASON_UNREACHABLE",
 	}
 	RejectReason_value = map[string]int32{
 		"REJECT_REASON_UNSPECIFIED":     0,
@@ -125,6 +133,8 @@ var (
 		"REJECT_REASON_INVALID_LIMIT":   8,
 		"REJECT_REASON_RESTARTED":       9,
 		"REJECT_REASON_INVALID_REQUEST": 10,
+		"REJECT_REASON_UNKNOWN_KEY":     11,
+		"REJECT_REASON_UNREACHABLE":     12,
 	}
 )
 
@@ -232,7 +242,10 @@ type Acquire struct {
 	Amount    float64                `protobuf:"fixed64,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// max_wait_nanos is how long the caller is willing to wait; 0 means no
 	// limit. A request that cannot be granted in time is rejected at once.
-	MaxWaitNanos  int64 `protobuf:"varint,3,opt,name=max_wait_nanos,json=maxWaitNanos,proto3" json:"max_wait_nanos,omitempty"`
+	MaxWaitNanos int64 `protobuf:"varint,3,opt,name=max_wait_nanos,json=maxWaitNanos,proto3" json:"max_wait_nanos,omitempty"`
+	// key names the bucket when the request goes through a registry; a
+	// bucket ignores it.
+	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,12 +301,20 @@ func (x *Acquire) GetMaxWaitNanos() int64 {
 	return 0
 }
 
+func (x *Acquire) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // TryAcquire asks for amount units only if they can be granted now and
 // nobody waits. The reply is Granted or Rejected.
 type TryAcquire struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Amount        float64                `protobuf:"fixed64,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +361,13 @@ func (x *TryAcquire) GetAmount() float64 {
 		return x.Amount
 	}
 	return 0
+}
+
+func (x *TryAcquire) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 // Granted answers an Acquire or TryAcquire.
@@ -454,6 +482,7 @@ func (x *Rejected) GetDetail() string {
 type Cancel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,12 +524,20 @@ func (x *Cancel) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *Cancel) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // Release hands back a grant its caller no longer wants. The bucket takes
 // it back only while it is the latest grant; otherwise it is kept, which errs
 // on the side of the limit.
 type Release struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -542,10 +579,18 @@ func (x *Release) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *Release) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // GetStatus asks for a Status reply.
 type GetStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +630,13 @@ func (x *GetStatus) GetRequestId() uint64 {
 		return x.RequestId
 	}
 	return 0
+}
+
+func (x *GetStatus) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 // Status describes a bucket at one moment.
@@ -696,6 +748,7 @@ type SetLimit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Limit         *Limit                 `protobuf:"bytes,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -742,6 +795,13 @@ func (x *SetLimit) GetLimit() *Limit {
 		return x.Limit
 	}
 	return nil
+}
+
+func (x *SetLimit) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 // Stop answers every waiter with REJECT_REASON_STOPPED, replies Status and
@@ -882,6 +942,129 @@ func (*Leak) Descriptor() ([]byte, []int) {
 	return file_drip_proto_rawDescGZIP(), []int{12}
 }
 
+// Idle tells a bucket's parent (a registry) that the bucket has been drained,
+// with nobody waiting, for its idle timeout.
+type Idle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Idle) Reset() {
+	*x = Idle{}
+	mi := &file_drip_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Idle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Idle) ProtoMessage() {}
+
+func (x *Idle) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Idle.ProtoReflect.Descriptor instead.
+func (*Idle) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{13}
+}
+
+// Passivate asks an idle bucket to stop. It queues behind every request the
+// registry forwarded before it, so the bucket decides on all of them first:
+// it stops only if it is still drained and nobody waits, and answers with
+// Passivated either way.
+type Passivate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Passivate) Reset() {
+	*x = Passivate{}
+	mi := &file_drip_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Passivate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Passivate) ProtoMessage() {}
+
+func (x *Passivate) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
+func (*Passivate) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{14}
+}
+
+// Passivated answers Passivate.
+type Passivated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stopped       bool                   `protobuf:"varint,1,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Passivated) Reset() {
+	*x = Passivated{}
+	mi := &file_drip_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Passivated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Passivated) ProtoMessage() {}
+
+func (x *Passivated) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Passivated.ProtoReflect.Descriptor instead.
+func (*Passivated) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Passivated) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
 var File_drip_proto protoreflect.FileDescriptor
 
 const file_drip_proto_rawDesc = "" +
@@ -892,17 +1075,19 @@ const file_drip_proto_rawDesc = "" +
 	"\x04rate\x18\x01 \x01(\x01R\x04rate\x12\x1b\n" +
 	"\tper_nanos\x18\x02 \x01(\x03R\bperNanos\x12\x14\n" +
 	"\x05burst\x18\x03 \x01(\x01R\x05burst\x12!\n" +
-	"\x04mode\x18\x04 \x01(\x0e2\r.drip.v1.ModeR\x04mode\"f\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\r.drip.v1.ModeR\x04mode\"x\n" +
 	"\aAcquire\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12$\n" +
-	"\x0emax_wait_nanos\x18\x03 \x01(\x03R\fmaxWaitNanos\"C\n" +
+	"\x0emax_wait_nanos\x18\x03 \x01(\x03R\fmaxWaitNanos\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\"U\n" +
 	"\n" +
 	"TryAcquire\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x01R\x06amount\"(\n" +
+	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"(\n" +
 	"\aGranted\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\"p\n" +
@@ -910,16 +1095,19 @@ const file_drip_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12-\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x15.drip.v1.RejectReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"'\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"9\n" +
 	"\x06Cancel\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\x04R\trequestId\"(\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\":\n" +
 	"\aRelease\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\x04R\trequestId\"*\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"<\n" +
 	"\tGetStatus\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\x04R\trequestId\"\x9e\x02\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x9e\x02\n" +
 	"\x06Status\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
@@ -929,11 +1117,12 @@ const file_drip_proto_rawDesc = "" +
 	"\rqueued_amount\x18\x05 \x01(\x01R\fqueuedAmount\x12#\n" +
 	"\rgranted_total\x18\x06 \x01(\x04R\fgrantedTotal\x120\n" +
 	"\x14granted_amount_total\x18\a \x01(\x01R\x12grantedAmountTotal\x12%\n" +
-	"\x0erejected_total\x18\b \x01(\x04R\rrejectedTotal\"O\n" +
+	"\x0erejected_total\x18\b \x01(\x04R\rrejectedTotal\"a\n" +
 	"\bSetLimit\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
-	"\x05limit\x18\x02 \x01(\v2\x0e.drip.v1.LimitR\x05limit\"%\n" +
+	"\x05limit\x18\x02 \x01(\v2\x0e.drip.v1.LimitR\x05limit\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"%\n" +
 	"\x04Stop\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\"G\n" +
@@ -941,11 +1130,16 @@ const file_drip_proto_rawDesc = "" +
 	"\vdelay_nanos\x18\x01 \x01(\x03R\n" +
 	"delayNanos\x12\x16\n" +
 	"\x06cancel\x18\x02 \x01(\bR\x06cancel\"\x06\n" +
-	"\x04Leak*L\n" +
+	"\x04Leak\"\x06\n" +
+	"\x04Idle\"\v\n" +
+	"\tPassivate\"&\n" +
+	"\n" +
+	"Passivated\x12\x18\n" +
+	"\astopped\x18\x01 \x01(\bR\astopped*L\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11MODE_LEAKY_BUCKET\x10\x01\x12\x17\n" +
-	"\x13MODE_SLIDING_WINDOW\x10\x02*\xdd\x02\n" +
+	"\x13MODE_SLIDING_WINDOW\x10\x02*\x9b\x03\n" +
 	"\fRejectReason\x12\x1d\n" +
 	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cREJECT_REASON_INVALID_AMOUNT\x10\x01\x12\x1b\n" +
@@ -958,7 +1152,9 @@ const file_drip_proto_rawDesc = "" +
 	"\x1bREJECT_REASON_INVALID_LIMIT\x10\b\x12\x1b\n" +
 	"\x17REJECT_REASON_RESTARTED\x10\t\x12!\n" +
 	"\x1dREJECT_REASON_INVALID_REQUEST\x10\n" +
-	"B$Z\"github.com/dripsched/drip/messagesb\x06proto3"
+	"\x12\x1d\n" +
+	"\x19REJECT_REASON_UNKNOWN_KEY\x10\v\x12\x1d\n" +
+	"\x19REJECT_REASON_UNREACHABLE\x10\fB$Z\"github.com/dripsched/drip/messagesb\x06proto3"
 
 var (
 	file_drip_proto_rawDescOnce sync.Once
@@ -973,7 +1169,7 @@ func file_drip_proto_rawDescGZIP() []byte {
 }
 
 var file_drip_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_drip_proto_goTypes = []any{
 	(Mode)(0),            // 0: drip.v1.Mode
 	(RejectReason)(0),    // 1: drip.v1.RejectReason
@@ -990,6 +1186,9 @@ var file_drip_proto_goTypes = []any{
 	(*Stop)(nil),         // 12: drip.v1.Stop
 	(*ScheduleLeak)(nil), // 13: drip.v1.ScheduleLeak
 	(*Leak)(nil),         // 14: drip.v1.Leak
+	(*Idle)(nil),         // 15: drip.v1.Idle
+	(*Passivate)(nil),    // 16: drip.v1.Passivate
+	(*Passivated)(nil),   // 17: drip.v1.Passivated
 }
 var file_drip_proto_depIdxs = []int32{
 	0, // 0: drip.v1.Limit.mode:type_name -> drip.v1.Mode
@@ -1014,7 +1213,7 @@ func file_drip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drip_proto_rawDesc), len(file_drip_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

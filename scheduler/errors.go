@@ -37,6 +37,13 @@ var (
 	// ErrRestarted: the bucket failed while handling this request and
 	// restarted; the request was not granted and may be retried.
 	ErrRestarted = errors.New("scheduler: bucket restarted")
+
+	// ErrUnknownKey: no rule of a Keyed scheduler matches the key.
+	ErrUnknownKey = errors.New("scheduler: unknown key")
+
+	// ErrUnreachable: the bucket's node gave no sign of life for too long,
+	// or its connection died; the request may still be retried.
+	ErrUnreachable = errors.New("scheduler: bucket unreachable")
 )
 
 // errWouldWait is TryAcquire's refusal; it never leaves the package.
@@ -76,6 +83,10 @@ func rejectedError(m *messages.Rejected) error {
 		sentinel = ErrInvalidLimit
 	case messages.RejectReason_REJECT_REASON_RESTARTED:
 		sentinel = ErrRestarted
+	case messages.RejectReason_REJECT_REASON_UNKNOWN_KEY:
+		sentinel = ErrUnknownKey
+	case messages.RejectReason_REJECT_REASON_UNREACHABLE:
+		sentinel = ErrUnreachable
 	default:
 		return fmt.Errorf("scheduler: request rejected (%v): %s", m.GetReason(), m.GetDetail())
 	}
