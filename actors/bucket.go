@@ -15,6 +15,10 @@ type BucketSpec struct {
 	// Limit is the bucket's rule; it is validated by BucketProps.
 	Limit *messages.Limit
 
+	// Key is the bucket's key in a registry, if it has one; it is stamped
+	// on every Granted so that an unwanted grant can find its way back.
+	Key string
+
 	// MaxQueue bounds the number of waiting requests; 0 means no bound.
 	MaxQueue int
 
@@ -244,7 +248,7 @@ func (b *bucket) stop(ctx actor.Context) {
 // answer sends the core's decisions to their requesters.
 func (b *bucket) answer(ctx actor.Context) {
 	for i, o := range b.core.out {
-		var msg any = &messages.Granted{RequestId: o.w.key.request}
+		var msg any = &messages.Granted{RequestId: o.w.key.request, Key: b.spec.Key}
 		if o.reason != granted {
 			msg = &messages.Rejected{RequestId: o.w.key.request, Reason: o.reason, Detail: o.detail}
 		}

@@ -57,6 +57,7 @@ type callShard struct {
 // callback given to Start.
 type Call struct {
 	id      uint64
+	key     string // the key of the request, for routing its Cancel
 	waiting bool // registered and not yet answered or abandoned
 	reply   chan proto.Message
 	onReply func(proto.Message)
@@ -100,7 +101,7 @@ func (r *Requester) Bucket() *actor.PID {
 // answered at once with a Rejected (REJECT_REASON_STOPPED).
 func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 	c := r.register(onReply)
-	setRequestID(m, c.id)
+	c.key = setRequestID(m, c.id)
 
 	// Close may have run between the check a caller made and register: it
 	// would have missed this call, so answer it here.
@@ -149,7 +150,8 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 	}
 
 	if cancel && !r.closed.Load() {
-		r.sys.Root.RequestWithCustomSender(r.bucket, &messages.Cancel{RequestId: id}, r.self)
+		r.sys.Root.RequestWithCustomSender(r.bucket,
+			&messages.Cancel{RequestId: id, Key: c.key}, r.self)
 	}
 	r.Recycle(c)
 
@@ -193,7 +195,7 @@ func (r *Requester) SendUserMessage(_ *actor.PID, message any) {
 		if !r.deliver(m.GetRequestId(), m) {
 			// The caller gave up while the grant was on its way: hand it back.
 			r.sys.Root.RequestWithCustomSender(r.bucket,
-				&messages.Release{RequestId: m.GetRequestId()}, r.self)
+				&messages.Release{RequestId: m.GetRequestId(), Key: m.GetKey()}, r.self)
 		}
 	case *messages.Rejected:
 		r.deliver(m.GetRequestId(), m)
@@ -278,18 +280,24 @@ func (r *Requester) failAll(detail string) {
 	}
 }
 
-// setRequestID stamps id on a request message.
-func setRequestID(m proto.Message, id uint64) {
+// setRequestID stamps id on a request message and returns its key.
+func setRequestID(m proto.Message, id uint64) string {
 	switch m := m.(type) {
 	case *messages.Acquire:
 		m.RequestId = id
+		return m.GetKey()
 	case *messages.TryAcquire:
 		m.RequestId = id
+		return m.GetKey()
 	case *messages.GetStatus:
 		m.RequestId = id
+		return m.GetKey()
 	case *messages.SetLimit:
 		m.RequestId = id
+		return m.GetKey()
 	case *messages.Stop:
 		m.RequestId = id
 	}
+
+	return ""
 }

@@ -372,8 +372,11 @@ func (x *TryAcquire) GetKey() string {
 
 // Granted answers an Acquire or TryAcquire.
 type Granted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// key is the key of the bucket that granted, if it has one, so that a
+	// requester can hand an unwanted grant back through the registry.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +416,13 @@ func (x *Granted) GetRequestId() uint64 {
 		return x.RequestId
 	}
 	return 0
+}
+
+func (x *Granted) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
 }
 
 // Rejected answers any request that was not carried out.
@@ -1087,10 +1097,11 @@ const file_drip_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"(\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\":\n" +
 	"\aGranted\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\x04R\trequestId\"p\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"p\n" +
 	"\bRejected\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12-\n" +

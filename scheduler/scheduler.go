@@ -25,7 +25,8 @@ import (
 // concurrent use. Its zero value is not usable.
 type Scheduler struct {
 	req   *actors.Requester
-	owned bool // New spawned the bucket, so Stop stops it
+	owned bool   // New spawned the bucket, so Stop stops it
+	key   string // the bucket's key when req talks to a registry
 
 	// capacity is the largest amount that can ever fit, when known (owned
 	// buckets), so Go can refuse it at once; 0 when unknown.
@@ -109,7 +110,7 @@ func (s *Scheduler) TryAcquire(amount float64) bool {
 		return false
 	}
 
-	c := s.req.Start(&messages.TryAcquire{Amount: amount}, nil)
+	c := s.req.Start(&messages.TryAcquire{Amount: amount, Key: s.key}, nil)
 	reply := <-c.Reply()
 	s.req.Recycle(c)
 
@@ -175,7 +176,7 @@ func (g *goCall) replied(ctx context.Context, reply proto.Message, task func(con
 
 // Status returns the bucket's state.
 func (s *Scheduler) Status(ctx context.Context) (Status, error) {
-	reply, err := s.call(ctx, &messages.GetStatus{})
+	reply, err := s.call(ctx, &messages.GetStatus{Key: s.key})
 	if err != nil {
 		return Status{}, err
 	}
@@ -193,7 +194,7 @@ func (s *Scheduler) SetLimit(ctx context.Context, l Limit) error {
 		return err
 	}
 
-	reply, err := s.call(ctx, &messages.SetLimit{Limit: m})
+	reply, err := s.call(ctx, &messages.SetLimit{Limit: m, Key: s.key})
 	if err != nil {
 		return err
 	}
@@ -259,7 +260,7 @@ func (s *Scheduler) acquireMessage(ctx context.Context, amount float64) (*messag
 		return nil, err
 	}
 
-	m := &messages.Acquire{Amount: amount}
+	m := &messages.Acquire{Amount: amount, Key: s.key}
 	if deadline, ok := ctx.Deadline(); ok {
 		m.MaxWaitNanos = max(int64(time.Until(deadline)), 1)
 	}
