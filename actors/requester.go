@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -26,13 +27,46 @@ import (
 // reply finds its call without hashing, and a late reply to a call whose
 // slot was reused finds nothing.
 //
+// It watches the bucket, so that calls fail at once when the bucket stops
+// or its node's connection breaks, and it is watchable: when it closes, a
+// bucket watching it (one on another node) drops its waiters. For a bucket
+// on another node it also probes while calls wait (see liveness), so that
+// a node that goes silent fails them within a bounded time.
+//
 // A Requester is safe for concurrent use.
 type Requester struct {
-	sys    *actor.ActorSystem
-	bucket *actor.PID
-	self   *actor.PID
-	closed atomic.Bool
-	shards [shardCount]callShard
+	sys     *actor.ActorSystem
+	bucket  *actor.PID
+	self    *actor.PID
+	closed  atomic.Bool // no new calls: Close ran or the bucket stopped
+	removed atomic.Bool // unregistered from the process registry
+	shards  [shardCount]callShard
+
+	live *liveness // nil for a bucket in this actor system
+
+	watchMu  sync.Mutex
+	watchers map[string]*actor.PID // by PID string: who watches the requester
+	watching bool                  // a Watch on the bucket is in force
+}
+
+// RequesterOption configures a Requester.
+type RequesterOption func(*requesterConfig)
+
+type requesterConfig struct {
+	unreachableAfter time.Duration
+}
+
+// DefaultUnreachableAfter is how long a remote bucket's node may stay
+// silent while calls wait before they fail. With probes every fifth of it,
+// a silent node fails its calls within 1.2 times this: 1.44 s.
+const DefaultUnreachableAfter = 1200 * time.Millisecond
+
+// WithUnreachableAfter sets how long a bucket on another node may stay
+// silent while calls wait before they fail with REJECT_REASON_UNREACHABLE.
+// Zero or less turns the probe off: then only a broken connection, as
+// protoactor's remote reports it, fails them.
+func WithUnreachableAfter(d time.Duration) RequesterOption {
+	return func(c *requesterConfig) { c.unreachableAfter = d }
 }
 
 // Request ids: the low shardBits name the shard, the next slotBits the slot,
@@ -58,7 +92,7 @@ type callShard struct {
 type Call struct {
 	id      uint64
 	key     string // the key of the request, for routing its Cancel
-	waiting bool // registered and not yet answered or abandoned
+	waiting bool   // registered and not yet answered or abandoned
 	reply   chan proto.Message
 	onReply func(proto.Message)
 }
@@ -75,12 +109,48 @@ func (c *Call) Reply() <-chan proto.Message {
 
 var _ actor.Process = (*Requester)(nil)
 
-// NewRequester registers a request actor for bucket in sys.
-func NewRequester(sys *actor.ActorSystem, bucket *actor.PID) *Requester {
+// NewRequester registers a request actor for bucket in sys and watches the
+// bucket. A nil bucket gives a requester that answers every call with
+// REJECT_REASON_STOPPED.
+func NewRequester(sys *actor.ActorSystem, bucket *actor.PID, opts ...RequesterOption) *Requester {
+	cfg := requesterConfig{unreachableAfter: DefaultUnreachableAfter}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+
 	r := &Requester{sys: sys, bucket: bucket}
 	r.self, _ = sys.ProcessRegistry.Add(r, "drip-requester-"+sys.ProcessRegistry.NextId())
+	if bucket == nil {
+		r.closed.Store(true)
+		return r
+	}
+	if r.isRemote() && cfg.unreachableAfter > 0 {
+		r.live = newLiveness(r, cfg.unreachableAfter)
+	}
+	r.watchBucket()
 
 	return r
+}
+
+// isRemote reports whether the bucket lives in another actor system.
+// "nonhost" is the address protoactor gives local PIDs when no remote runs.
+func (r *Requester) isRemote() bool {
+	a := r.bucket.GetAddress()
+	return a != r.sys.Address() && a != "nonhost"
+}
+
+// watchBucket asks to be told when the bucket stops or its node's
+// connection breaks, unless a watch is already in force.
+func (r *Requester) watchBucket() {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+
+	if r.watching {
+		return
+	}
+	r.watching = true
+	ref, _ := r.sys.ProcessRegistry.Get(r.bucket)
+	ref.SendSystemMessage(r.bucket, &actor.Watch{Watcher: r.self})
 }
 
 // PID returns the request actor's PID.
@@ -109,6 +179,12 @@ func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 		r.fail(c.id, "the scheduler stopped")
 		return c
 	}
+	if r.live != nil {
+		// A watch lost with a broken connection is renewed with the next
+		// call, so that a node that comes back is watched again.
+		r.watchBucket()
+		r.live.callStarted()
+	}
 	r.sys.Root.RequestWithCustomSender(r.bucket, m, r.self)
 
 	return c
@@ -134,6 +210,9 @@ func (r *Requester) register(onReply func(proto.Message)) *Call {
 	generation := c.id>>(shardBits+slotBits) + 1
 	c.id = generation<<(shardBits+slotBits) | uint64(slot)<<shardBits | uint64(shard)
 	c.waiting, c.onReply = true, onReply
+	if r.live != nil {
+		r.live.callRegistered()
+	}
 
 	return c
 }
@@ -172,12 +251,32 @@ func (r *Requester) Recycle(c *Call) {
 // (REJECT_REASON_STOPPED) and unregisters the request actor. Later calls
 // are answered the same way at once. Close is idempotent.
 func (r *Requester) Close(detail string) {
-	if r.closed.Swap(true) {
+	r.closed.Store(true)
+	if r.removed.Swap(true) {
 		return
 	}
 
-	r.failAll(detail)
+	r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, detail)
 	r.sys.ProcessRegistry.Remove(r.self)
+	r.notifyWatchers()
+	if r.live != nil {
+		r.live.stop()
+	}
+}
+
+// notifyWatchers tells every watcher, such as a bucket on another node,
+// that the requester is gone, so it drops the requester's waiters.
+func (r *Requester) notifyWatchers() {
+	r.watchMu.Lock()
+	watchers := r.watchers
+	r.watchers = nil
+	r.watchMu.Unlock()
+
+	for _, w := range watchers {
+		ref, _ := r.sys.ProcessRegistry.Get(w)
+		ref.SendSystemMessage(w, &actor.Terminated{Who: r.self,
+			Why: actor.TerminatedReason_Stopped})
+	}
 }
 
 // Closed reports whether Close has run or the bucket was found gone.
@@ -189,6 +288,10 @@ func (r *Requester) Closed() bool {
 // replies.
 func (r *Requester) SendUserMessage(_ *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
+	if _, local := msg.(*actor.DeadLetterResponse); !local && r.live != nil {
+		// A reply is a sign of life; a dead letter is made on this node.
+		r.live.heard()
+	}
 
 	switch m := msg.(type) {
 	case *messages.Granted:
@@ -202,15 +305,64 @@ func (r *Requester) SendUserMessage(_ *actor.PID, message any) {
 	case *messages.Status:
 		r.deliver(m.GetRequestId(), m)
 	case *actor.DeadLetterResponse:
-		// The bucket is gone: nobody will answer any call.
-		r.closed.Store(true)
-		r.failAll("the bucket is gone")
+		r.bucketGone("the bucket is gone")
 	}
 }
 
-// SendSystemMessage implements actor.Process; the requester watches
-// nothing, so there is nothing to handle.
-func (r *Requester) SendSystemMessage(*actor.PID, any) {}
+// bucketGone fails every call in flight. A local bucket that is gone is
+// gone for good, so later calls fail at once; for a remote one the cause
+// may be the connection, so later calls try again.
+func (r *Requester) bucketGone(detail string) {
+	if !r.isRemote() {
+		r.closed.Store(true)
+		r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, detail)
+		return
+	}
+
+	r.watchMu.Lock()
+	r.watching = false
+	r.watchMu.Unlock()
+	r.failAll(messages.RejectReason_REJECT_REASON_UNREACHABLE,
+		detail+" (node "+r.bucket.GetAddress()+")")
+}
+
+// SendSystemMessage implements actor.Process: it keeps the requester's
+// watchers, and learns from Terminated that the bucket it watches stopped
+// or that the bucket's node was lost.
+func (r *Requester) SendSystemMessage(_ *actor.PID, message any) {
+	switch m := message.(type) {
+	case *actor.Watch:
+		r.addWatcher(m.GetWatcher())
+	case *actor.Unwatch:
+		r.watchMu.Lock()
+		delete(r.watchers, m.GetWatcher().String())
+		r.watchMu.Unlock()
+	case *actor.Terminated:
+		if m.GetWhy() == actor.TerminatedReason_AddressTerminated {
+			r.bucketGone("the connection to the bucket's node broke")
+			return
+		}
+		r.closed.Store(true)
+		r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, "the bucket stopped")
+	}
+}
+
+// addWatcher records w, or tells it at once that the requester is gone.
+func (r *Requester) addWatcher(w *actor.PID) {
+	r.watchMu.Lock()
+	if !r.removed.Load() {
+		if r.watchers == nil {
+			r.watchers = make(map[string]*actor.PID)
+		}
+		r.watchers[w.String()] = w
+		r.watchMu.Unlock()
+		return
+	}
+	r.watchMu.Unlock()
+
+	ref, _ := r.sys.ProcessRegistry.Get(w)
+	ref.SendSystemMessage(w, &actor.Terminated{Who: r.self, Why: actor.TerminatedReason_Stopped})
+}
 
 // Stop implements actor.Process.
 func (r *Requester) Stop(*actor.PID) {
@@ -252,17 +404,23 @@ func (r *Requester) take(id uint64) *Call {
 		return nil
 	}
 	c.waiting = false
+	if r.live != nil {
+		r.live.callEnded()
+	}
 
 	return c
 }
 
 func (r *Requester) fail(id uint64, detail string) {
-	r.deliver(id, &messages.Rejected{RequestId: id,
-		Reason: messages.RejectReason_REJECT_REASON_STOPPED, Detail: detail})
+	r.reject(id, messages.RejectReason_REJECT_REASON_STOPPED, detail)
 }
 
-// failAll answers every waiting call with a rejection.
-func (r *Requester) failAll(detail string) {
+func (r *Requester) reject(id uint64, reason messages.RejectReason, detail string) {
+	r.deliver(id, &messages.Rejected{RequestId: id, Reason: reason, Detail: detail})
+}
+
+// failAll answers every waiting call with a rejection for reason.
+func (r *Requester) failAll(reason messages.RejectReason, detail string) {
 	for i := range r.shards {
 		s := &r.shards[i]
 		var ids []uint64
@@ -275,7 +433,7 @@ func (r *Requester) failAll(detail string) {
 		s.mu.Unlock()
 
 		for _, id := range ids {
-			r.fail(id, detail)
+			r.reject(id, reason, detail)
 		}
 	}
 }

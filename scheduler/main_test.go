@@ -11,6 +11,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runNodeIfChild()
 	goleak.VerifyTestMain(m)
 }
 

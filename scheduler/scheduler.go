@@ -50,18 +50,46 @@ func New(sys *actor.ActorSystem, l Limit, opts ...Option) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: %v", err)
 	}
 
-	s := &Scheduler{req: actors.NewRequester(sys, sys.Root.Spawn(props)), owned: true}
+	pid, err := spawn(sys, props, o.name)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Scheduler{req: actors.NewRequester(sys, pid), owned: true}
 	s.setCapacity(m)
 
 	return s, nil
 }
 
+// spawn starts the bucket, under name if it is not empty.
+func spawn(sys *actor.ActorSystem, props *actor.Props, name string) (*actor.PID, error) {
+	if name == "" {
+		return sys.Root.Spawn(props), nil
+	}
+
+	pid, err := sys.Root.SpawnNamed(props, name)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: bucket name %q: %w", name, err)
+	}
+
+	return pid, nil
+}
+
 // Attach returns a Scheduler for the bucket at pid, which may live in
-// another actor system or on another node. Options that describe a bucket
-// have no effect here. Stop on an attached Scheduler withdraws its own
-// waiters and leaves the bucket running.
-func Attach(sys *actor.ActorSystem, pid *actor.PID, _ ...Option) *Scheduler {
-	return &Scheduler{req: actors.NewRequester(sys, pid)}
+// another actor system or on another node (over protoactor remote). Options
+// that describe a bucket have no effect here; WithUnreachableAfter does.
+//
+// If the bucket stops, calls fail with ErrStopped. If its node dies or goes
+// silent, the calls waiting fail with ErrUnreachable within a bounded time,
+// and later calls try again, so a node that comes back is used again. Stop
+// on an attached Scheduler withdraws its own waiters (the bucket watches
+// it) and leaves the bucket running. A nil pid gives a Scheduler whose
+// every call returns ErrStopped.
+func Attach(sys *actor.ActorSystem, pid *actor.PID, opts ...Option) *Scheduler {
+	o := buildOptions(opts)
+
+	return &Scheduler{req: actors.NewRequester(sys, pid,
+		actors.WithUnreachableAfter(o.unreachableAfter))}
 }
 
 // Acquire waits until amount units are granted, in FIFO order: nobody who
