@@ -29,6 +29,16 @@ type BucketSpec struct {
 	// system's logger.
 	Logger *slog.Logger
 
+	// IdleAfter is how long the bucket stays idle (nobody waits and the
+	// level is zero) before it sends messages.Idle to its parent, which may
+	// answer with messages.Passivate; 0 means never. See passivate.
+	IdleAfter time.Duration
+
+	// StartFull makes the bucket start full instead of empty, as a bucket
+	// that takes over a limit from one that failed must: a cluster
+	// activation may be the successor of one on a member that died.
+	StartFull bool
+
 	// beforeDecide, when set by tests, runs before each Acquire or
 	// TryAcquire is decided; a panic in it is a failure of the bucket.
 	beforeDecide func(msg any)
@@ -49,10 +59,16 @@ func BucketProps(spec BucketSpec) (*actor.Props, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.IdleAfter < 0 {
+		return nil, fmt.Errorf("idle timeout %v is negative", spec.IdleAfter)
+	}
+	if spec.StartFull {
+		c.restart(0)
+	}
 
 	// The state lives outside the actor value so that a restart, which
 	// produces a new value, keeps it.
-	st := &bucketState{core: c, spec: spec, epoch: time.Now()}
+	st := &bucketState{core: c, spec: spec, epoch: time.Now(), idleAt: int64(spec.IdleAfter)}
 	producer := func() actor.Actor { return &bucket{st} }
 
 	return actor.PropsFromProducer(producer,
@@ -69,6 +85,9 @@ type bucketState struct {
 	timer        *actor.PID
 	scheduled    bool  // a wake-up is pending at the timer
 	scheduledAt  int64 // its due time
+	idleAt       int64 // when the bucket will have been idle for IdleAfter
+	idleSent     bool  // Idle went to the parent in the current idle spell
+	stopping     bool  // the bucket is stopping: it wants no more wake-ups
 
 	// watched holds the remote requesters the bucket watches, so that the
 	// waiters of a node that dies leave the queue (see watch).
@@ -117,6 +136,8 @@ func (b *bucket) Receive(ctx actor.Context) {
 		b.respond(ctx, st)
 	case *messages.SetLimit:
 		b.setLimit(ctx, m)
+	case *messages.Passivate:
+		b.passivate(ctx)
 	case *messages.Stop:
 		b.stop(ctx)
 		st := b.core.status(b.now())
@@ -240,6 +261,7 @@ func (b *bucket) setLimit(ctx actor.Context, m *messages.SetLimit) {
 
 // stop answers every waiter and cancels the pending wake-up.
 func (b *bucket) stop(ctx actor.Context) {
+	b.stopping = true
 	b.core.stop(b.now())
 	b.answer(ctx)
 	b.reschedule(ctx)
@@ -274,6 +296,11 @@ func (b *bucket) respond(ctx actor.Context, msg any) {
 // will fit, or withdraws the wake-up when nobody waits.
 func (b *bucket) reschedule(ctx actor.Context) {
 	due, waiting := b.core.nextDue()
+	if !waiting && b.spec.IdleAfter > 0 && !b.stopping {
+		b.watchIdle(ctx)
+		return
+	}
+
 	switch {
 	case !waiting && b.scheduled:
 		b.scheduled = false
@@ -282,6 +309,73 @@ func (b *bucket) reschedule(ctx actor.Context) {
 		b.scheduled, b.scheduledAt = true, due
 		ctx.Request(b.timer, &messages.ScheduleLeak{DelayNanos: due - b.now()})
 	}
+}
+
+// watchIdle runs when nobody waits in a bucket with an idle timeout. Once
+// the bucket has been idle for IdleAfter it sends Idle to its parent, once
+// per idle spell; until then it keeps a wake-up at the timer for the moment
+// that will be, reusing its one wake-up slot.
+//
+// Every grant moves that moment, so asking the timer each time would cost
+// a message per grant. Instead a wake-up that is already due earlier is
+// kept: when it comes, the bucket finds it is not idle long enough yet and
+// asks again. Under steady load that is one timer message per IdleAfter.
+func (b *bucket) watchIdle(ctx actor.Context) {
+	now := b.now()
+	if drained := b.core.drainedAt(now); drained > now {
+		// Busy: the idle spell starts once the level reaches zero, unless
+		// a grant comes first and moves it again.
+		b.idleAt, b.idleSent = forever, false
+		if wait := int64(b.spec.IdleAfter); drained < forever-wait {
+			b.idleAt = drained + wait
+		}
+	}
+
+	if !b.idleSent && b.idleAt <= now {
+		b.idleSent = true
+		if ctx.Parent() != nil {
+			ctx.Request(ctx.Parent(), idleMessage)
+		}
+	}
+
+	switch {
+	case b.idleSent:
+		if b.scheduled {
+			b.scheduled = false
+			ctx.Request(b.timer, &messages.ScheduleLeak{Cancel: true})
+		}
+	case !b.scheduled || b.scheduledAt > b.idleAt:
+		b.scheduled, b.scheduledAt = true, b.idleAt
+		ctx.Request(b.timer, &messages.ScheduleLeak{DelayNanos: min(b.idleAt-now, forever)})
+	}
+}
+
+// idleMessage is shared by every Idle sent: messages are never modified once
+// sent.
+var idleMessage = &messages.Idle{}
+
+// passivate answers the parent's Passivate. The parent sends it after Idle
+// and holds back every request for this bucket meanwhile, so Passivate comes
+// after all the requests it forwarded before: if none of them made the
+// bucket busy, it is still idle, a new bucket would be in the same state,
+// and it stops. Otherwise it stays and starts a new idle spell. Either way
+// it answers with Passivated, so the parent knows where to send what it
+// held back.
+func (b *bucket) passivate(ctx actor.Context) {
+	// Sent as a request, so that the parent sees which child answers.
+	stop := b.core.idle(b.now())
+	if ctx.Sender() != nil {
+		ctx.Request(ctx.Sender(), &messages.Passivated{Stopped: stop})
+	}
+	if !stop {
+		b.idleSent = false
+		return
+	}
+
+	// A system stop overtakes what is in the mailbox, which is nothing the
+	// parent sent, and at most a Leak from the timer.
+	b.stopping = true
+	ctx.Stop(ctx.Self())
 }
 
 // now reads the bucket's monotonic clock.

@@ -463,3 +463,28 @@ func (c *core) reject(w *waiter, reason messages.RejectReason, detail string) {
 	c.rejectedTotal++
 	c.out = append(c.out, outcome{w: *w, reason: reason, detail: detail})
 }
+
+// drainedAt returns the first whole nanosecond, not before now, at which
+// the level is zero: in leaky-bucket mode the tat rounded up, in
+// sliding-window mode the moment the newest grant leaves the window.
+func (c *core) drainedAt(now int64) int64 {
+	c.advanceClock(now)
+
+	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
+		c.log.prune(c.now, c.rule.per)
+		last := len(c.log.entries) - 1
+		if last < c.log.start {
+			return c.now
+		}
+		return max(c.now, c.log.entries[last].at+int64(c.rule.per))
+	}
+
+	return max(c.now, c.tat.ceil())
+}
+
+// idle reports whether nobody waits and the level is zero at now: then the
+// bucket is in the state of a new one, and replacing it with one loses
+// nothing (its totals aside).
+func (c *core) idle(now int64) bool {
+	return c.queue.len() == 0 && c.drainedAt(now) <= c.now
+}

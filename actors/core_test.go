@@ -879,3 +879,54 @@ func TestCoreDropSender(t *testing.T) {
 		t.Fatalf("dropSender of a sender with no waiters = %d, want 0", n)
 	}
 }
+
+// opDrained reports when the level reaches zero and whether the bucket is
+// idle (nobody waits, nothing left) at now.
+func opDrained() coreOp {
+	return coreOp{"drainedAt()", func(c *core, now int64) string {
+		at := c.drainedAt(now)
+		return fmt.Sprintf("drained at %v, idle %v", time.Duration(at), c.idle(now))
+	}}
+}
+
+func TestCoreDrainedAtLeaky(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, leakyLimit(3, time.Second, 3), 0, 0)
+
+	runSteps(t, c, []coreStep{
+		{0, opDrained(), "drained at 0s, idle true"},
+		{0, opAcquire(1, 1), "#1 granted"},
+		{0, opDrained(), "drained at 333.333334ms, idle false"}, // rounded up
+		{333 * ms, opDrained(), "drained at 333.333334ms, idle false"},
+		{333333334, opDrained(), "drained at 333.333334ms, idle true"},
+		{time.Second, opDrained(), "drained at 1s, idle true"},
+		{time.Second, opAcquire(2, 3), "#2 granted"},
+		{time.Second, opAcquire(3, 1), "queued"},
+		{1500 * ms, opDrained(), "drained at 2s, idle false"},
+		{1500 * ms, opCancel(3), "#3 CANCELLED"},
+		{2 * time.Second, opDrained(), "drained at 2s, idle true"},
+		{2 * time.Second, opRestart(), "nothing"}, // full: no free burst
+		{2 * time.Second, opDrained(), "drained at 3s, idle false"},
+		{10 * ms, opDrained(), "drained at 3s, idle false"}, // the clock stepped back
+	})
+}
+
+func TestCoreDrainedAtSliding(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, slidingLimit(2, time.Second), 0, 0)
+
+	runSteps(t, c, []coreStep{
+		{0, opDrained(), "drained at 0s, idle true"},
+		{0, opAcquire(1, 1), "#1 granted"},
+		{300 * ms, opAcquire(2, 1), "#2 granted"},
+		{300 * ms, opDrained(), "drained at 1.3s, idle false"},
+		{1000 * ms, opDrained(), "drained at 1.3s, idle false"}, // #1 has left, #2 has not
+		{1300 * ms, opDrained(), "drained at 1.3s, idle true"},  // windows are half-open
+		{1300 * ms, opAcquire(3, 2), "#3 granted"},
+		{1300 * ms, opAcquire(4, 1), "queued"},
+		{2300 * ms, opLeak(), "#4 granted"},
+		{2300 * ms, opDrained(), "drained at 3.3s, idle false"},
+		{2300 * ms, opRelease(4), "released; nothing"}, // handed back: nothing left
+		{2300 * ms, opDrained(), "drained at 2.3s, idle true"},
+	})
+}

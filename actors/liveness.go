@@ -78,13 +78,15 @@ func (l *liveness) tick() {
 	silent := time.Duration(int64(time.Since(l.epoch)) - l.lastHeard.Load())
 	if silent >= l.after {
 		l.heard() // the next calls get a full period of their own
-		l.r.bucketGone(fmt.Sprintf("no word from the bucket for %v",
-			silent.Round(time.Millisecond)))
+		l.r.bucketGone(nil, fmt.Sprintf("no word from the bucket for %v",
+			silent.Round(time.Millisecond)), true)
 		return
 	}
 
 	// Any reply counts, even a rejection; request id 0 is never a call's.
-	l.r.sys.Root.RequestWithCustomSender(l.r.bucket, &messages.GetStatus{}, l.r.self)
+	if pid := l.r.target.Load(); pid != nil {
+		l.r.sys.Root.RequestWithCustomSender(pid, &messages.GetStatus{}, l.r.self)
+	}
 }
 
 // stop disarms the probe timer.

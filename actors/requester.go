@@ -36,7 +36,9 @@ import (
 // A Requester is safe for concurrent use.
 type Requester struct {
 	sys     *actor.ActorSystem
-	bucket  *actor.PID
+	target  atomic.Pointer[actor.PID] // the bucket; nil until resolved
+	resolve func() *actor.PID         // nil for a fixed bucket
+	forget  func(*actor.PID)
 	self    *actor.PID
 	closed  atomic.Bool // no new calls: Close ran or the bucket stopped
 	removed atomic.Bool // unregistered from the process registry
@@ -46,7 +48,7 @@ type Requester struct {
 
 	watchMu  sync.Mutex
 	watchers map[string]*actor.PID // by PID string: who watches the requester
-	watching bool                  // a Watch on the bucket is in force
+	watched  *actor.PID            // the bucket a Watch is in force on, if any
 }
 
 // RequesterOption configures a Requester.
@@ -54,6 +56,18 @@ type RequesterOption func(*requesterConfig)
 
 type requesterConfig struct {
 	unreachableAfter time.Duration
+	resolve          func() *actor.PID
+	forget           func(*actor.PID)
+}
+
+// WithResolver makes the requester find its bucket with resolve, before the
+// first call and again after the bucket was lost, instead of using a fixed
+// PID; forget is told of a PID that was lost. This is how a requester
+// follows a cluster identity from one activation to the next. resolve may
+// block (a cluster activation takes a round trip) and returns nil when no
+// bucket can be found; the call then fails with REJECT_REASON_UNREACHABLE.
+func WithResolver(resolve func() *actor.PID, forget func(*actor.PID)) RequesterOption {
+	return func(c *requesterConfig) { c.resolve, c.forget = resolve, forget }
 }
 
 // DefaultUnreachableAfter is how long a remote bucket's node may stay
@@ -110,47 +124,67 @@ func (c *Call) Reply() <-chan proto.Message {
 var _ actor.Process = (*Requester)(nil)
 
 // NewRequester registers a request actor for bucket in sys and watches the
-// bucket. A nil bucket gives a requester that answers every call with
-// REJECT_REASON_STOPPED.
+// bucket. A nil bucket, without WithResolver, gives a requester that
+// answers every call with REJECT_REASON_STOPPED.
 func NewRequester(sys *actor.ActorSystem, bucket *actor.PID, opts ...RequesterOption) *Requester {
 	cfg := requesterConfig{unreachableAfter: DefaultUnreachableAfter}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 
-	r := &Requester{sys: sys, bucket: bucket}
+	r := &Requester{sys: sys, resolve: cfg.resolve, forget: cfg.forget}
+	r.target.Store(bucket)
 	r.self, _ = sys.ProcessRegistry.Add(r, "drip-requester-"+sys.ProcessRegistry.NextId())
-	if bucket == nil {
+	if bucket == nil && r.resolve == nil {
 		r.closed.Store(true)
 		return r
 	}
-	if r.isRemote() && cfg.unreachableAfter > 0 {
+
+	// A resolved bucket may live on any member, this one included.
+	if (r.resolve != nil || r.isRemote(bucket)) && cfg.unreachableAfter > 0 {
 		r.live = newLiveness(r, cfg.unreachableAfter)
 	}
-	r.watchBucket()
+	if bucket != nil {
+		r.watchBucket(bucket)
+	}
 
 	return r
 }
 
-// isRemote reports whether the bucket lives in another actor system.
-// "nonhost" is the address protoactor gives local PIDs when no remote runs.
-func (r *Requester) isRemote() bool {
-	a := r.bucket.GetAddress()
+// isRemote reports whether pid lives in another actor system. "nonhost"
+// is the address protoactor gives local PIDs when no remote runs.
+func (r *Requester) isRemote(pid *actor.PID) bool {
+	a := pid.GetAddress()
 	return a != r.sys.Address() && a != "nonhost"
 }
 
-// watchBucket asks to be told when the bucket stops or its node's
-// connection breaks, unless a watch is already in force.
-func (r *Requester) watchBucket() {
+// current returns the bucket, resolving it if it is not known; nil if it
+// cannot be found.
+func (r *Requester) current() *actor.PID {
+	if pid := r.target.Load(); pid != nil || r.resolve == nil {
+		return pid
+	}
+
+	pid := r.resolve()
+	if pid == nil || !r.target.CompareAndSwap(nil, pid) {
+		return r.target.Load() // another call resolved it first
+	}
+
+	return pid
+}
+
+// watchBucket asks to be told when pid stops or its node's connection
+// breaks, unless a watch on it is already in force.
+func (r *Requester) watchBucket(pid *actor.PID) {
 	r.watchMu.Lock()
 	defer r.watchMu.Unlock()
 
-	if r.watching {
+	if samePID(r.watched, pid) {
 		return
 	}
-	r.watching = true
-	ref, _ := r.sys.ProcessRegistry.Get(r.bucket)
-	ref.SendSystemMessage(r.bucket, &actor.Watch{Watcher: r.self})
+	r.watched = pid
+	ref, _ := r.sys.ProcessRegistry.Get(pid)
+	ref.SendSystemMessage(pid, &actor.Watch{Watcher: r.self})
 }
 
 // PID returns the request actor's PID.
@@ -158,9 +192,10 @@ func (r *Requester) PID() *actor.PID {
 	return r.self
 }
 
-// Bucket returns the PID of the bucket the requester talks to.
+// Bucket returns the PID of the bucket the requester talks to, resolving
+// it if need be; nil if it cannot be found.
 func (r *Requester) Bucket() *actor.PID {
-	return r.bucket
+	return r.current()
 }
 
 // Start sends m, one of Acquire, TryAcquire, GetStatus, SetLimit or Stop,
@@ -179,13 +214,19 @@ func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 		r.fail(c.id, "the scheduler stopped")
 		return c
 	}
+	pid := r.current()
+	if pid == nil {
+		r.reject(c.id, messages.RejectReason_REJECT_REASON_UNREACHABLE,
+			"no member hosts the bucket")
+		return c
+	}
 	if r.live != nil {
 		// A watch lost with a broken connection is renewed with the next
 		// call, so that a node that comes back is watched again.
-		r.watchBucket()
+		r.watchBucket(pid)
 		r.live.callStarted()
 	}
-	r.sys.Root.RequestWithCustomSender(r.bucket, m, r.self)
+	r.sys.Root.RequestWithCustomSender(pid, m, r.self)
 
 	return c
 }
@@ -228,8 +269,8 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 		return false
 	}
 
-	if cancel && !r.closed.Load() {
-		r.sys.Root.RequestWithCustomSender(r.bucket,
+	if pid := r.target.Load(); cancel && pid != nil && !r.closed.Load() {
+		r.sys.Root.RequestWithCustomSender(pid,
 			&messages.Cancel{RequestId: id, Key: c.key}, r.self)
 	}
 	r.Recycle(c)
@@ -295,9 +336,9 @@ func (r *Requester) SendUserMessage(_ *actor.PID, message any) {
 
 	switch m := msg.(type) {
 	case *messages.Granted:
-		if !r.deliver(m.GetRequestId(), m) {
+		if pid := r.target.Load(); !r.deliver(m.GetRequestId(), m) && pid != nil {
 			// The caller gave up while the grant was on its way: hand it back.
-			r.sys.Root.RequestWithCustomSender(r.bucket,
+			r.sys.Root.RequestWithCustomSender(pid,
 				&messages.Release{RequestId: m.GetRequestId(), Key: m.GetKey()}, r.self)
 		}
 	case *messages.Rejected:
@@ -305,25 +346,46 @@ func (r *Requester) SendUserMessage(_ *actor.PID, message any) {
 	case *messages.Status:
 		r.deliver(m.GetRequestId(), m)
 	case *actor.DeadLetterResponse:
-		r.bucketGone("the bucket is gone")
+		r.bucketGone(m.GetTarget(), "the bucket is gone", false)
 	}
 }
 
-// bucketGone fails every call in flight. A local bucket that is gone is
-// gone for good, so later calls fail at once; for a remote one the cause
-// may be the connection, so later calls try again.
-func (r *Requester) bucketGone(detail string) {
-	if !r.isRemote() {
+// bucketGone fails every call in flight because pid, or the connection to
+// its node, is lost; nil stands for whatever the bucket is now. News of a
+// bucket the requester has already moved on from changes nothing.
+//
+// A fixed bucket in this actor system that stops is gone for good, so
+// later calls fail at once. A remote one may be back once the connection
+// is, and a resolved one may be activated elsewhere, so later calls try
+// again; broken tells which: whether the node, rather than the bucket, was
+// lost.
+func (r *Requester) bucketGone(pid *actor.PID, detail string, broken bool) {
+	current := r.target.Load()
+	if pid != nil && current != nil && !samePID(pid, current) {
+		return
+	}
+
+	if r.resolve == nil && !r.isRemote(current) {
 		r.closed.Store(true)
 		r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, detail)
 		return
 	}
 
 	r.watchMu.Lock()
-	r.watching = false
+	r.watched = nil
 	r.watchMu.Unlock()
-	r.failAll(messages.RejectReason_REJECT_REASON_UNREACHABLE,
-		detail+" (node "+r.bucket.GetAddress()+")")
+	if r.resolve != nil && current != nil && r.target.CompareAndSwap(current, nil) {
+		r.forget(current)
+	}
+
+	reason := messages.RejectReason_REJECT_REASON_UNREACHABLE
+	if !broken && r.resolve == nil {
+		reason = messages.RejectReason_REJECT_REASON_STOPPED
+	}
+	if current != nil {
+		detail += " (node " + current.GetAddress() + ")"
+	}
+	r.failAll(reason, detail)
 }
 
 // SendSystemMessage implements actor.Process: it keeps the requester's
@@ -339,11 +401,10 @@ func (r *Requester) SendSystemMessage(_ *actor.PID, message any) {
 		r.watchMu.Unlock()
 	case *actor.Terminated:
 		if m.GetWhy() == actor.TerminatedReason_AddressTerminated {
-			r.bucketGone("the connection to the bucket's node broke")
+			r.bucketGone(m.GetWho(), "the connection to the bucket's node broke", true)
 			return
 		}
-		r.closed.Store(true)
-		r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, "the bucket stopped")
+		r.bucketGone(m.GetWho(), "the bucket stopped", false)
 	}
 }
 
@@ -458,4 +519,14 @@ func setRequestID(m proto.Message, id uint64) string {
 	}
 
 	return ""
+}
+
+// samePID reports whether a and b name the same process; either may be
+// nil. (actor.PID.Equal dereferences a nil receiver.)
+func samePID(a, b *actor.PID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+
+	return a.GetAddress() == b.GetAddress() && a.GetId() == b.GetId()
 }

@@ -31,6 +31,9 @@ func TestRequesterFailsWaitersWhenBucketIsStopped(t *testing.T) {
 		if !ok || m.GetReason() != messages.RejectReason_REJECT_REASON_STOPPED {
 			t.Fatalf("got %v, want a rejection: stopped", m)
 		}
+
+		// The stopping bucket's answer may overtake the watch's Terminated.
+		synctest.Wait()
 		if !r.Closed() {
 			t.Error("the requester is still open after its bucket stopped")
 		}
@@ -164,5 +167,27 @@ func (in *terminatedInbox) Stop(*actor.PID)                 {}
 func (in *terminatedInbox) SendSystemMessage(_ *actor.PID, m any) {
 	if t, ok := m.(*actor.Terminated); ok {
 		in.terminated <- t.GetWho()
+	}
+}
+
+func TestBucketStartFullGrantsNothingUntilDrained(t *testing.T) {
+	leaky := perSecond(2, 2)
+	leaky.Mode = messages.Mode_MODE_LEAKY_BUCKET
+	for _, l := range []*messages.Limit{leaky,
+		{Rate: 2, PerNanos: int64(time.Second), Mode: messages.Mode_MODE_SLIDING_WINDOW}} {
+		t.Run(l.GetMode().String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sys := newSystem()
+				in := newInbox(sys, "caller")
+				bucket := spawnBucket(t, sys, BucketSpec{Limit: l, StartFull: true})
+				start := time.Now()
+
+				in.acquire(sys, bucket, 1, 2)
+				in.expect(t, start, 1, granted, time.Second)
+
+				sys.Root.Stop(bucket)
+				synctest.Wait()
+			})
+		})
 	}
 }

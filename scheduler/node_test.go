@@ -143,19 +143,26 @@ func (n *node) kill() {
 // startRemote starts an actor system with remote on a free loopback port
 // and prints its address as "ADDR host:port".
 func startRemote() (*actor.ActorSystem, *remote.Remote) {
-	var logs io.Writer = io.Discard
-	if os.Getenv("DRIP_TEST_NODE_LOG") != "" {
-		logs = os.Stderr
-	}
-	quiet := func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	sys := quietSystem()
 	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
 	r.Start()
 	fmt.Println("ADDR", sys.Address())
 
 	return sys, r
+}
+
+// quietSystem returns an actor system for a node: it logs nothing, unless
+// DRIP_TEST_NODE_LOG is set, and then everything to stderr.
+func quietSystem() *actor.ActorSystem {
+	var logs io.Writer = io.Discard
+	if os.Getenv("DRIP_TEST_NODE_LOG") != "" {
+		logs = os.Stderr
+	}
+	logger := func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	return actor.NewActorSystem(actor.WithLoggerFactory(logger))
 }
 
 // envFloat reads a number from the environment.
