@@ -137,7 +137,11 @@ func (b *bucket) Receive(ctx actor.Context) {
 	case *messages.SetLimit:
 		b.setLimit(ctx, m)
 	case *messages.Passivate:
-		b.passivate(ctx)
+		// Only the registry that made the bucket may passivate it; from
+		// anyone else, such as another node, it is dropped.
+		if samePID(ctx.Sender(), ctx.Parent()) {
+			b.passivate(ctx)
+		}
 	case *messages.Stop:
 		b.stop(ctx)
 		st := b.core.status(b.now())

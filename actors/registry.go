@@ -172,9 +172,13 @@ func (r *registry) Receive(ctx actor.Context) {
 	case *messages.Release:
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.Idle:
-		r.idle(ctx, ctx.Sender())
+		if fromChild(ctx) {
+			r.idle(ctx, ctx.Sender())
+		}
 	case *messages.Passivated:
-		r.passivated(ctx, ctx.Sender(), m.GetStopped())
+		if fromChild(ctx) {
+			r.passivated(ctx, ctx.Sender(), m.GetStopped())
+		}
 	case *actor.Terminated:
 		r.terminated(ctx, m.GetWho())
 	case *messages.Stop:
@@ -255,6 +259,14 @@ func (r *registry) spawn(ctx actor.Context, key string, msg any,
 	r.count()
 
 	return pid, true
+}
+
+// fromChild reports whether the current message comes from this actor
+// system, as a bucket's Idle and Passivated do. One from another node,
+// whatever PID it claims, is ignored: only children take part in
+// passivation.
+func fromChild(ctx actor.Context) bool {
+	return ctx.Sender() != nil && ctx.Sender().GetAddress() == ctx.Self().GetAddress()
 }
 
 // idle starts passivating the bucket at pid, if it is a live one and not

@@ -299,9 +299,26 @@ func (r *Requester) Close(detail string) {
 
 	r.failAll(messages.RejectReason_REJECT_REASON_STOPPED, detail)
 	r.sys.ProcessRegistry.Remove(r.self)
+	r.unwatchBucket()
 	r.notifyWatchers()
 	if r.live != nil {
 		r.live.stop()
+	}
+}
+
+// unwatchBucket withdraws the watch on a remote bucket, so that it keeps
+// no watcher for a requester that is gone (protoactor never drops a
+// remote watcher itself). A local bucket is left alone: the Scheduler that
+// owns it has stopped it already, and an Unwatch would be a dead letter.
+func (r *Requester) unwatchBucket() {
+	r.watchMu.Lock()
+	pid := r.watched
+	r.watched = nil
+	r.watchMu.Unlock()
+
+	if pid != nil && r.isRemote(pid) {
+		ref, _ := r.sys.ProcessRegistry.Get(pid)
+		ref.SendSystemMessage(pid, &actor.Unwatch{Watcher: r.self})
 	}
 }
 
