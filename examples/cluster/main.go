@@ -440,8 +440,8 @@ func (s summary) print(cfg config) {
 		return
 	}
 
-	fmt.Printf("together: %d granted over %v, %.1f per second\n", s.grants,
-		s.span.Round(time.Millisecond), float64(s.grants)/s.span.Seconds())
+	fmt.Printf("together: %d granted, the first and the last %v apart\n", s.grants,
+		s.span.Round(time.Millisecond))
 	if !s.killed {
 		fmt.Printf("most granted in any sliding second: %d as the members saw them; "+
 			"in any %v: %d (limit %v)\n", s.before[0], proofWindow, s.before[1], cfg.rate)
