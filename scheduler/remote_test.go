@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // These tests run a bucket on one node and its callers on others, each a
@@ -40,9 +42,7 @@ func waitQueued(t *testing.T, server *node, want int, timeout time.Duration) tim
 	for {
 		server.send("status")
 		got, err := strconv.Atoi(server.expect("STATUS", 5*time.Second)[0])
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if got == want {
 			return time.Since(start)
 		}
@@ -66,9 +66,7 @@ func expectResult(t *testing.T, client *node, timeout time.Duration) result {
 
 	f := client.expect("RESULT", timeout)
 	ms, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 
 	return result{ok: f[0] == "ok", ms: ms, err: strings.Join(f[2:], " ")}
 }
