@@ -96,7 +96,13 @@ type bucketState struct {
 	// handling is the request being decided, so that if deciding panics
 	// the restarted bucket can still answer it; its sender is nil between
 	// requests.
-	handling waiter
+	handling handling
+}
+
+// handling names the request a bucket is deciding.
+type handling struct {
+	sender  *actor.PID
+	request uint64
 }
 
 // bucket is the bucket actor.
@@ -180,10 +186,10 @@ func (b *bucket) started(ctx actor.Context) {
 
 	// The request being handled when the bucket failed was neither queued
 	// nor answered: answer it now so it does not wait forever.
-	if w := b.handling; w.sender != nil {
-		b.handling = waiter{}
-		if _, queued := b.core.queue.index[w.key]; !queued {
-			ctx.Send(w.sender, &messages.Rejected{RequestId: w.key.request,
+	if h := b.handling; h.sender != nil {
+		b.handling = handling{}
+		if _, queued := b.core.queue.index[keyOf(h.sender, h.request)]; !queued {
+			ctx.Send(h.sender, &messages.Rejected{RequestId: h.request,
 				Reason: messages.RejectReason_REJECT_REASON_RESTARTED,
 				Detail: "the bucket failed while handling the request"})
 		}
@@ -239,12 +245,12 @@ func (b *bucket) expectSender(ctx actor.Context, m any) bool {
 // handle runs decide for request id and sends its answers, remembering the
 // request meanwhile in case deciding panics.
 func (b *bucket) handle(ctx actor.Context, id uint64, decide func()) {
-	b.handling = waiter{key: keyOf(ctx.Sender(), id), sender: ctx.Sender()}
+	b.handling = handling{sender: ctx.Sender(), request: id}
 	if b.spec.beforeDecide != nil {
 		b.spec.beforeDecide(ctx.Message())
 	}
 	decide()
-	b.handling = waiter{}
+	b.handling = handling{}
 
 	b.answer(ctx)
 }
@@ -274,11 +280,11 @@ func (b *bucket) stop(ctx actor.Context) {
 // answer sends the core's decisions to their requesters.
 func (b *bucket) answer(ctx actor.Context) {
 	for i, o := range b.core.out {
-		var msg any = &messages.Granted{RequestId: o.w.key.request, Key: b.spec.Key}
+		var msg any = &messages.Granted{RequestId: o.request, Key: b.spec.Key}
 		if o.reason != granted {
-			msg = &messages.Rejected{RequestId: o.w.key.request, Reason: o.reason, Detail: o.detail}
+			msg = &messages.Rejected{RequestId: o.request, Reason: o.reason, Detail: o.detail}
 		}
-		ctx.Send(o.w.sender, msg)
+		ctx.Send(o.sender, msg)
 		b.core.out[i] = outcome{}
 	}
 

@@ -13,12 +13,15 @@ import (
 // granted is the zero reason: an outcome with it is a grant.
 const granted = messages.RejectReason_REJECT_REASON_UNSPECIFIED
 
-// outcome is one decision of the core about one request. It holds a copy
-// of the waiter, so deciding a request at once allocates nothing.
+// outcome is one decision of the core about one request: whom to answer
+// and how. It holds no pointer into the queue, so deciding a request at
+// once allocates nothing, and it is small, so recording it is cheap.
 type outcome struct {
-	w      waiter
-	reason messages.RejectReason // granted, or why not
-	detail string
+	sender  *actor.PID
+	request uint64
+	units   uint64
+	reason  messages.RejectReason // granted, or why not
+	detail  string
 }
 
 // core is a bucket's state and arithmetic with time passed in: the level (as
@@ -47,16 +50,36 @@ type core struct {
 	rejectedTotal     uint64
 
 	out []outcome // decisions of the current call, reused between calls
+
+	// memo is the cost of the amount asked for last: callers mostly ask for
+	// the same amount, and each cost is a 128-bit division.
+	memo costMemo
+}
+
+// costMemo remembers one cost under the current rule.
+type costMemo struct {
+	units uint64 // 0: nothing remembered
+	cost  vtime
+}
+
+// costOf returns c.rule.cost(u), from the memo when it can.
+func (c *core) costOf(u uint64) vtime {
+	if c.memo.units != u || u == 0 {
+		c.memo = costMemo{units: u, cost: c.rule.cost(u)}
+	}
+
+	return c.memo.cost
 }
 
 // lastGrant remembers the most recent grant so that it can be handed back
 // exactly (see release).
 type lastGrant struct {
-	valid bool
-	key   waiterKey
-	units uint64
-	at    int64
-	tat   vtime // the leaky bucket's tat before the grant
+	valid   bool
+	sender  *actor.PID
+	request uint64
+	units   uint64
+	at      int64
+	tat     vtime // the leaky bucket's tat before the grant
 }
 
 // newCore returns an empty bucket: the whole burst is available at once.
@@ -102,19 +125,19 @@ func (c *core) acquire(now int64, sender *actor.PID, m *messages.Acquire) {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	w := waiter{key: keyOf(sender, m.GetRequestId()), sender: sender}
+	// The waiter, with its key, is made only if the request has to queue.
+	id := m.GetRequestId()
 	u, reason, detail := c.rule.amountUnits(m.GetAmount())
 	if reason != granted {
-		c.reject(&w, reason, detail)
+		c.rejectTo(sender, id, 0, reason, detail)
 		return
 	}
-	w.units = u
 
 	if c.queue.len() == 0 && c.fits(u) {
-		c.grant(&w)
+		c.grantTo(sender, id, u)
 		return
 	}
-	c.enqueue(w, m)
+	c.enqueue(waiter{key: keyOf(sender, id), sender: sender, units: u}, m)
 }
 
 // enqueue queues w, the request m, unless a bound or its wait limit
@@ -232,7 +255,7 @@ func (c *core) release(now int64, k waiterKey) bool {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	if !c.last.valid || c.last.key != k {
+	if !c.last.valid || c.last.request != k.request || keyOf(c.last.sender, k.request) != k {
 		return false
 	}
 
@@ -293,6 +316,7 @@ func (c *core) setLimit(now int64, l *messages.Limit) error {
 		c.tat = r.add(vtime{ns: c.now}, r.cost(level))
 	}
 	c.rule = r
+	c.memo = costMemo{} // costs under the old rule
 	c.last = lastGrant{}
 
 	// Waiters that no longer fit in the bucket at all could wait forever.
@@ -328,7 +352,7 @@ func (c *core) restart(now int64) {
 		c.log.add(c.now, held)
 		return
 	}
-	full := c.rule.add(vtime{ns: c.now}, c.rule.cost(c.rule.burst))
+	full := c.rule.add(vtime{ns: c.now}, c.rule.burstCost)
 	if full.ns > c.tat.ns || (full.ns == c.tat.ns && full.frac > c.tat.frac) {
 		c.tat = full
 	}
@@ -398,7 +422,7 @@ func (c *core) dueAt(u uint64) int64 {
 
 	// u fits once the level has drained to burst-u:
 	// at tat + cost(u) - cost(burst).
-	at := c.rule.sub(c.rule.add(c.tat, c.rule.cost(u)), c.rule.cost(c.rule.burst))
+	at := c.rule.sub(c.rule.add(c.tat, c.costOf(u)), c.rule.burstCost)
 
 	return max(c.now, at.ceil())
 }
@@ -411,7 +435,7 @@ func (c *core) dueAt(u uint64) int64 {
 func (c *core) earliest(u uint64) int64 {
 	total := c.queue.units + u
 	if c.rule.mode == messages.Mode_MODE_LEAKY_BUCKET {
-		at := c.rule.sub(c.rule.add(c.drained(), c.rule.cost(total)), c.rule.cost(c.rule.burst))
+		at := c.rule.sub(c.rule.add(c.drained(), c.rule.cost(total)), c.rule.burstCost)
 		return max(c.now, at.ceil())
 	}
 
@@ -446,22 +470,35 @@ func (c *core) drained() vtime {
 
 // grant admits w at c.now.
 func (c *core) grant(w *waiter) {
-	c.last = lastGrant{valid: true, key: w.key, units: w.units, at: c.now, tat: c.tat}
+	c.grantTo(w.sender, w.key.request, w.units)
+}
+
+// grantTo admits request of sender, for u units, at c.now.
+func (c *core) grantTo(sender *actor.PID, request, u uint64) {
+	c.last = lastGrant{valid: true, sender: sender, request: request, units: u, at: c.now,
+		tat: c.tat}
 	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.add(c.now, w.units)
+		c.log.add(c.now, u)
 	} else {
-		c.tat = c.rule.add(c.drained(), c.rule.cost(w.units))
+		c.tat = c.rule.add(c.drained(), c.costOf(u))
 	}
 
 	c.grantedTotal++
-	c.grantedUnitsTotal += w.units
-	c.out = append(c.out, outcome{w: *w, reason: granted})
+	c.grantedUnitsTotal += u
+	c.out = append(c.out, outcome{sender: sender, request: request, units: u})
 }
 
 // reject records a rejection of w.
 func (c *core) reject(w *waiter, reason messages.RejectReason, detail string) {
+	c.rejectTo(w.sender, w.key.request, w.units, reason, detail)
+}
+
+// rejectTo records a rejection of request of sender.
+func (c *core) rejectTo(sender *actor.PID, request, u uint64, reason messages.RejectReason,
+	detail string) {
 	c.rejectedTotal++
-	c.out = append(c.out, outcome{w: *w, reason: reason, detail: detail})
+	c.out = append(c.out, outcome{sender: sender, request: request, units: u, reason: reason,
+		detail: detail})
 }
 
 // drainedAt returns the first whole nanosecond, not before now, at which

@@ -77,7 +77,7 @@ func describeOut(out []outcome) string {
 
 	parts := make([]string, len(out))
 	for i, o := range out {
-		parts[i] = fmt.Sprintf("#%d %s", o.w.key.request, reasonName(o.reason))
+		parts[i] = fmt.Sprintf("#%d %s", o.request, reasonName(o.reason))
 	}
 
 	return strings.Join(parts, ", ")

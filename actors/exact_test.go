@@ -28,7 +28,7 @@ func nextGrant(t *testing.T, c *core, now int64, m *messages.Acquire) (int64, bo
 		c.leak(now)
 	}
 	if len(c.out) != 1 || c.out[0].reason != granted ||
-		c.out[0].w.key.request != m.GetRequestId() {
+		c.out[0].request != m.GetRequestId() {
 		t.Helper()
 		t.Fatalf("grant %d at %v: %s, want #%d granted", m.GetRequestId(),
 			time.Duration(now), describeOut(c.out), m.GetRequestId())

@@ -286,7 +286,7 @@ func checkAnswers(c *core, waiting map[waiterKey]bool, fresh bool) error {
 		return fmt.Errorf("one request got %d answers", len(c.out))
 	}
 	for _, o := range c.out {
-		k := o.w.key
+		k := keyOf(o.sender, o.request)
 		_, queued := c.queue.index[k]
 		switch {
 		case fresh:

@@ -428,7 +428,7 @@ func (m *coreModel) fail(format string, args ...any) {
 func (m *coreModel) compareOut(want []modelDecision) {
 	got := make([]modelDecision, len(m.c.out))
 	for i, o := range m.c.out {
-		got[i] = modelDecision{id: o.w.key.request, reason: o.reason}
+		got[i] = modelDecision{id: o.request, reason: o.reason}
 	}
 	if !slices.Equal(got, want) {
 		m.fail("decided %v, want %v", got, want)
@@ -445,7 +445,7 @@ func (m *coreModel) observe(fresh bool) {
 		m.fail("one request got %d answers", len(m.c.out))
 	}
 	for _, o := range m.c.out {
-		id := o.w.key.request
+		id := o.request
 		i := slices.Index(m.waiting, id)
 		switch {
 		case fresh && o.reason == granted && len(m.waiting) > 0:
@@ -467,9 +467,9 @@ func (m *coreModel) observe(fresh bool) {
 		m.lastGrant = id
 		var err error
 		if m.mode == messages.Mode_MODE_SLIDING_WINDOW {
-			err = m.sliding.grant(m.c.now, int64(o.w.units))
+			err = m.sliding.grant(m.c.now, int64(o.units))
 		} else {
-			err = m.leaky.grant(m.c.now, int64(o.w.units))
+			err = m.leaky.grant(m.c.now, int64(o.units))
 		}
 		if err != nil {
 			m.fail("#%d granted over the limit: %v", id, err)

@@ -42,8 +42,8 @@ var networkTypes = []func() proto.Message{
 type restartCounter struct{ n *atomic.Int64 }
 
 func (h restartCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h restartCounter) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h restartCounter) WithGroup(string) slog.Handler           { return h }
+func (h restartCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h restartCounter) WithGroup(string) slog.Handler            { return h }
 
 func (h restartCounter) Handle(_ context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, "restarted") {

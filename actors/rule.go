@@ -28,6 +28,10 @@ type rule struct {
 	rate  uint64 // internal units per period
 	per   uint64 // nanoseconds
 	burst uint64 // capacity in leaky-bucket mode; equal to rate in sliding-window mode
+
+	// burstCost is cost(burst), which every decision needs: kept, it saves
+	// a 128-bit division per request.
+	burstCost vtime
 }
 
 // CheckLimit reports whether l is a valid limit for a bucket. The error
@@ -66,7 +70,8 @@ func newRule(l *messages.Limit) (rule, error) {
 		}
 	}
 
-	if r.cost(r.burst).ns >= forever {
+	r.burstCost = r.cost(r.burst)
+	if r.burstCost.ns >= forever {
 		return rule{}, fmt.Errorf("period %v is too long for rate %v",
 			time.Duration(r.per), l.GetRate())
 	}
