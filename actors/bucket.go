@@ -142,6 +142,8 @@ func (b *bucket) Receive(ctx actor.Context) {
 		b.respond(ctx, st)
 	case *messages.SetLimit:
 		b.setLimit(ctx, m)
+	case *messages.Pause:
+		b.pause(ctx, m)
 	case *messages.Passivate:
 		// Only the registry that made the bucket may passivate it; from
 		// anyone else, such as another node, it is dropped.
@@ -262,6 +264,29 @@ func (b *bucket) setLimit(ctx actor.Context, m *messages.SetLimit) {
 			Reason: messages.RejectReason_REJECT_REASON_INVALID_LIMIT, Detail: err.Error()})
 		return
 	}
+	b.answer(ctx)
+
+	st := b.core.status(b.now())
+	st.RequestId = m.GetRequestId()
+	b.respond(ctx, st)
+}
+
+// pause applies m and answers with the new status, or a rejection for a
+// moment that is no time at all.
+func (b *bucket) pause(ctx actor.Context, m *messages.Pause) {
+	until := m.GetUntilUnixNanos()
+	if until <= 0 {
+		b.respond(ctx, &messages.Rejected{RequestId: m.GetRequestId(),
+			Reason: messages.RejectReason_REJECT_REASON_INVALID_REQUEST,
+			Detail: fmt.Sprintf("pause until %d is not a time", until)})
+		return
+	}
+
+	// Wall clock to the bucket's monotonic one, clamped so a moment far
+	// away cannot overflow it.
+	now := b.now()
+	wait := min(max(until-time.Now().UnixNano(), 0), forever)
+	b.core.pause(now, now+wait)
 	b.answer(ctx)
 
 	st := b.core.status(b.now())

@@ -39,6 +39,8 @@ type core struct {
 	tat vtime  // leaky bucket: when the level will reach zero
 	log window // sliding window: grants within the last period
 
+	pausedUntil int64 // nothing is granted before it (see pause)
+
 	queue          queue
 	maxQueue       int    // 0 for unbounded
 	maxQueuedUnits uint64 // 0 for unbounded
@@ -381,6 +383,7 @@ func (c *core) status(now int64) *messages.Status {
 		GrantedTotal:       c.grantedTotal,
 		GrantedAmountTotal: toAmount(c.grantedUnitsTotal),
 		RejectedTotal:      c.rejectedTotal,
+		PausedForNanos:     c.pausedFor(),
 	}
 }
 
@@ -407,6 +410,36 @@ func (c *core) levelUnits() uint64 {
 	return c.rule.units(c.rule.sub(c.tat, vtime{ns: c.now}))
 }
 
+// pause grants nothing before until, whatever the level: the server behind
+// the limit asked for a break (an HTTP 429 with Retry-After, say). The
+// level keeps draining meanwhile, so when the pause ends the bucket allows
+// what its limit allows after that much idle time, and no more. A pause
+// only ever lengthens: an earlier until than the one in force changes
+// nothing. Waiters whose wait limit passes before the pause ends are
+// rejected at once, and the rest are re-timed.
+func (c *core) pause(now, until int64) {
+	c.out = c.out[:0]
+	c.advanceClock(now)
+
+	c.pausedUntil = max(c.pausedUntil, until)
+	for w := c.queue.head; w != nil; {
+		next := w.next
+		if w.deadline != 0 && w.deadline < c.pausedUntil {
+			c.queue.remove(w)
+			c.reject(w, messages.RejectReason_REJECT_REASON_DEADLINE,
+				fmt.Sprintf("the bucket is paused for %v, beyond the wait limit",
+					time.Duration(c.pausedUntil-c.now)))
+		}
+		w = next
+	}
+	c.drain()
+}
+
+// pausedFor returns how much of a pause is left at c.now.
+func (c *core) pausedFor() int64 {
+	return max(c.pausedUntil-c.now, 0)
+}
+
 // fits reports whether u units can be granted at c.now.
 func (c *core) fits(u uint64) bool {
 	return c.dueAt(u) <= c.now
@@ -417,14 +450,14 @@ func (c *core) fits(u uint64) bool {
 func (c *core) dueAt(u uint64) int64 {
 	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
 		c.log.prune(c.now, c.rule.per)
-		return c.log.fitsAt(c.now, u, c.rule.rate, c.rule.per)
+		return max(c.log.fitsAt(c.now, u, c.rule.rate, c.rule.per), c.pausedUntil)
 	}
 
 	// u fits once the level has drained to burst-u:
 	// at tat + cost(u) - cost(burst).
 	at := c.rule.sub(c.rule.add(c.tat, c.costOf(u)), c.rule.burstCost)
 
-	return max(c.now, at.ceil())
+	return max(c.now, at.ceil(), c.pausedUntil)
 }
 
 // earliest returns a time before which a new request of u units, queued
@@ -435,8 +468,13 @@ func (c *core) dueAt(u uint64) int64 {
 func (c *core) earliest(u uint64) int64 {
 	total := c.queue.units + u
 	if c.rule.mode == messages.Mode_MODE_LEAKY_BUCKET {
-		at := c.rule.sub(c.rule.add(c.drained(), c.rule.cost(total)), c.rule.burstCost)
-		return max(c.now, at.ceil())
+		// Nothing goes before a pause ends, and the queue drains from then.
+		start := c.drained()
+		if start.ns < c.pausedUntil {
+			start = vtime{ns: c.pausedUntil}
+		}
+		at := c.rule.sub(c.rule.add(start, c.rule.cost(total)), c.rule.burstCost)
+		return max(c.now, at.ceil(), c.pausedUntil)
 	}
 
 	if total <= c.rule.rate {
@@ -511,12 +549,12 @@ func (c *core) drainedAt(now int64) int64 {
 		c.log.prune(c.now, c.rule.per)
 		last := len(c.log.entries) - 1
 		if last < c.log.start {
-			return c.now
+			return max(c.now, c.pausedUntil)
 		}
-		return max(c.now, c.log.entries[last].at+int64(c.rule.per))
+		return max(c.now, c.log.entries[last].at+int64(c.rule.per), c.pausedUntil)
 	}
 
-	return max(c.now, c.tat.ceil())
+	return max(c.now, c.tat.ceil(), c.pausedUntil)
 }
 
 // idle reports whether nobody waits and the level is zero at now: then the

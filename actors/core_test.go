@@ -930,3 +930,56 @@ func TestCoreDrainedAtSliding(t *testing.T) {
 		{2300 * ms, opDrained(), "drained at 2.3s, idle true"},
 	})
 }
+
+// opPause pauses the bucket until the bucket time until.
+func opPause(until time.Duration) coreOp {
+	return coreOp{fmt.Sprintf("pause(until %v)", until), func(c *core, now int64) string {
+		c.pause(now, int64(until))
+		return describeOut(c.out)
+	}}
+}
+
+func TestCorePause(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, leakyLimit(1, time.Second, 1), 0, 0)
+
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(1, 1), "#1 granted"},
+		{0, opAcquire(2, 1), "queued"},
+		{0, opAcquireWait(3, 1, 2500*ms), "queued"}, // due at 2 s, within its limit
+		{0, opDue(), "1s"},
+		// The pause re-times the queue; #3 cannot go before 3 s, so it
+		// fails at once.
+		{100 * ms, opPause(3000 * ms), "#3 DEADLINE"},
+		{100 * ms, opDue(), "3s"},
+		{1000 * ms, opLeak(), "nothing"},
+		{1500 * ms, opTry(4, 0.5), "#4 WOULD_WAIT"},
+		// A request whose wait limit ends before the pause does is refused.
+		{1500 * ms, opAcquireWait(5, 1, time.Second), "#5 DEADLINE"},
+		// The level drained during the pause: at its end one unit goes, and
+		// the next a second later, not a burst.
+		{3000 * ms, opLeak(), "#2 granted"},
+		{3000 * ms, opAcquire(6, 1), "queued"},
+		{3000 * ms, opDue(), "4s"},
+		// An earlier end changes nothing; a pause never shortens.
+		{3500 * ms, opPause(2000 * ms), "nothing"},
+		{3500 * ms, opDue(), "4s"},
+		{4000 * ms, opLeak(), "#6 granted"},
+	})
+}
+
+func TestCorePauseSlidingWindow(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, slidingLimit(2, time.Second), 0, 0)
+
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(1, 1), "#1 granted"},
+		{0, opPause(1500 * ms), "nothing"},
+		{100 * ms, opAcquire(2, 1), "queued"},
+		{100 * ms, opDue(), "1.5s"},
+		{1500 * ms, opLeak(), "#2 granted"},
+		{1500 * ms, opAcquire(3, 2), "queued"},
+		// #1 left the window at 1 s, #2 leaves at 2.5 s.
+		{1500 * ms, opDue(), "2.5s"},
+	})
+}

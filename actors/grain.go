@@ -50,7 +50,8 @@ func (g *grain) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.init(ctx, m.Identity.GetIdentity())
-	case *messages.Acquire, *messages.TryAcquire, *messages.GetStatus, *messages.SetLimit:
+	case *messages.Acquire, *messages.TryAcquire, *messages.GetStatus, *messages.SetLimit,
+		*messages.Pause:
 		g.forward(ctx, true)
 	case *messages.Cancel, *messages.Release:
 		g.forward(ctx, false)

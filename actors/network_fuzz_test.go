@@ -56,9 +56,8 @@ func (h restartCounter) Handle(_ context.Context, r slog.Record) error {
 // FuzzNetworkMessages sends a bucket and a registry whatever a remote peer
 // could: any message type with any field values, decoded from the fuzz
 // input. Neither may panic or restart, and both must go on serving: a
-// well-formed Acquire after the message is still granted. A Stop is the
-// one message that may legitimately end them, so it is not among the
-// types.
+// well-formed Acquire after the message is still granted. Stop and Pause
+// legitimately end or hold the service, so they are not among the types.
 func FuzzNetworkMessages(f *testing.F) {
 	add := func(kind byte, m proto.Message) {
 		b, err := proto.Marshal(m)

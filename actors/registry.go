@@ -167,6 +167,8 @@ func (r *registry) Receive(ctx actor.Context) {
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.SetLimit:
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
+	case *messages.Pause:
+		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.Cancel:
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.Release:

@@ -198,7 +198,7 @@ func (r *Requester) Bucket() *actor.PID {
 	return r.current()
 }
 
-// Start sends m, one of Acquire, TryAcquire, GetStatus, SetLimit or Stop,
+// Start sends m, one of Acquire, TryAcquire, GetStatus, SetLimit, Pause or Stop,
 // to the bucket with a fresh request id. The reply goes to onReply if it is
 // not nil, and then the returned Call belongs to the requester and must not
 // be touched; else the reply goes to the call's Reply channel, and once it
@@ -529,6 +529,9 @@ func setRequestID(m proto.Message, id uint64) string {
 		m.RequestId = id
 		return m.GetKey()
 	case *messages.SetLimit:
+		m.RequestId = id
+		return m.GetKey()
+	case *messages.Pause:
 		m.RequestId = id
 		return m.GetKey()
 	case *messages.Stop:

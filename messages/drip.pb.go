@@ -662,8 +662,10 @@ type Status struct {
 	GrantedTotal       uint64  `protobuf:"varint,6,opt,name=granted_total,json=grantedTotal,proto3" json:"granted_total,omitempty"`
 	GrantedAmountTotal float64 `protobuf:"fixed64,7,opt,name=granted_amount_total,json=grantedAmountTotal,proto3" json:"granted_amount_total,omitempty"`
 	RejectedTotal      uint64  `protobuf:"varint,8,opt,name=rejected_total,json=rejectedTotal,proto3" json:"rejected_total,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// paused_for_nanos is how much of a Pause is left; 0 when not paused.
+	PausedForNanos int64 `protobuf:"varint,9,opt,name=paused_for_nanos,json=pausedForNanos,proto3" json:"paused_for_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
@@ -752,6 +754,13 @@ func (x *Status) GetRejectedTotal() uint64 {
 	return 0
 }
 
+func (x *Status) GetPausedForNanos() int64 {
+	if x != nil {
+		return x.PausedForNanos
+	}
+	return 0
+}
+
 // SetLimit changes a bucket's limit and re-times its queue. The reply is
 // Status on success and Rejected (REJECT_REASON_INVALID_LIMIT) otherwise.
 type SetLimit struct {
@@ -814,6 +823,69 @@ func (x *SetLimit) GetKey() string {
 	return ""
 }
 
+// Pause grants nothing until until_unix_nanos (wall clock, so that it means
+// the same moment on every node), as a server's Retry-After asks. The queue
+// is re-timed at once; a pause only ever lengthens. The reply is Status.
+type Pause struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RequestId      uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	UntilUnixNanos int64                  `protobuf:"varint,2,opt,name=until_unix_nanos,json=untilUnixNanos,proto3" json:"until_unix_nanos,omitempty"`
+	Key            string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Pause) Reset() {
+	*x = Pause{}
+	mi := &file_drip_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pause) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pause) ProtoMessage() {}
+
+func (x *Pause) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pause.ProtoReflect.Descriptor instead.
+func (*Pause) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Pause) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *Pause) GetUntilUnixNanos() int64 {
+	if x != nil {
+		return x.UntilUnixNanos
+	}
+	return 0
+}
+
+func (x *Pause) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // Stop answers every waiter with REJECT_REASON_STOPPED, replies Status and
 // stops the bucket.
 type Stop struct {
@@ -825,7 +897,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +909,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +922,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{10}
+	return file_drip_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Stop) GetRequestId() uint64 {
@@ -873,7 +945,7 @@ type ScheduleLeak struct {
 
 func (x *ScheduleLeak) Reset() {
 	*x = ScheduleLeak{}
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +957,7 @@ func (x *ScheduleLeak) String() string {
 func (*ScheduleLeak) ProtoMessage() {}
 
 func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +970,7 @@ func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleLeak.ProtoReflect.Descriptor instead.
 func (*ScheduleLeak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{11}
+	return file_drip_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScheduleLeak) GetDelayNanos() int64 {
@@ -924,7 +996,7 @@ type Leak struct {
 
 func (x *Leak) Reset() {
 	*x = Leak{}
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1008,7 @@ func (x *Leak) String() string {
 func (*Leak) ProtoMessage() {}
 
 func (x *Leak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1021,7 @@ func (x *Leak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leak.ProtoReflect.Descriptor instead.
 func (*Leak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{12}
+	return file_drip_proto_rawDescGZIP(), []int{13}
 }
 
 // Idle tells a bucket's parent (a registry) that the bucket has been drained,
@@ -962,7 +1034,7 @@ type Idle struct {
 
 func (x *Idle) Reset() {
 	*x = Idle{}
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1046,7 @@ func (x *Idle) String() string {
 func (*Idle) ProtoMessage() {}
 
 func (x *Idle) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1059,7 @@ func (x *Idle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Idle.ProtoReflect.Descriptor instead.
 func (*Idle) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{13}
+	return file_drip_proto_rawDescGZIP(), []int{14}
 }
 
 // Passivate asks an idle bucket to stop. It queues behind every request the
@@ -1002,7 +1074,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1086,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1099,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{14}
+	return file_drip_proto_rawDescGZIP(), []int{15}
 }
 
 // Passivated answers Passivate.
@@ -1040,7 +1112,7 @@ type Passivated struct {
 
 func (x *Passivated) Reset() {
 	*x = Passivated{}
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1124,7 @@ func (x *Passivated) String() string {
 func (*Passivated) ProtoMessage() {}
 
 func (x *Passivated) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1137,7 @@ func (x *Passivated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivated.ProtoReflect.Descriptor instead.
 func (*Passivated) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{15}
+	return file_drip_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Passivated) GetStopped() bool {
@@ -1118,7 +1190,7 @@ const file_drip_proto_rawDesc = "" +
 	"\tGetStatus\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\x9e\x02\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xc8\x02\n" +
 	"\x06Status\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
@@ -1128,11 +1200,17 @@ const file_drip_proto_rawDesc = "" +
 	"\rqueued_amount\x18\x05 \x01(\x01R\fqueuedAmount\x12#\n" +
 	"\rgranted_total\x18\x06 \x01(\x04R\fgrantedTotal\x120\n" +
 	"\x14granted_amount_total\x18\a \x01(\x01R\x12grantedAmountTotal\x12%\n" +
-	"\x0erejected_total\x18\b \x01(\x04R\rrejectedTotal\"a\n" +
+	"\x0erejected_total\x18\b \x01(\x04R\rrejectedTotal\x12(\n" +
+	"\x10paused_for_nanos\x18\t \x01(\x03R\x0epausedForNanos\"a\n" +
 	"\bSetLimit\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
 	"\x05limit\x18\x02 \x01(\v2\x0e.drip.v1.LimitR\x05limit\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"b\n" +
+	"\x05Pause\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
+	"\x10until_unix_nanos\x18\x02 \x01(\x03R\x0euntilUnixNanos\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\"%\n" +
 	"\x04Stop\x12\x1d\n" +
 	"\n" +
@@ -1180,7 +1258,7 @@ func file_drip_proto_rawDescGZIP() []byte {
 }
 
 var file_drip_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_drip_proto_goTypes = []any{
 	(Mode)(0),            // 0: drip.v1.Mode
 	(RejectReason)(0),    // 1: drip.v1.RejectReason
@@ -1194,12 +1272,13 @@ var file_drip_proto_goTypes = []any{
 	(*GetStatus)(nil),    // 9: drip.v1.GetStatus
 	(*Status)(nil),       // 10: drip.v1.Status
 	(*SetLimit)(nil),     // 11: drip.v1.SetLimit
-	(*Stop)(nil),         // 12: drip.v1.Stop
-	(*ScheduleLeak)(nil), // 13: drip.v1.ScheduleLeak
-	(*Leak)(nil),         // 14: drip.v1.Leak
-	(*Idle)(nil),         // 15: drip.v1.Idle
-	(*Passivate)(nil),    // 16: drip.v1.Passivate
-	(*Passivated)(nil),   // 17: drip.v1.Passivated
+	(*Pause)(nil),        // 12: drip.v1.Pause
+	(*Stop)(nil),         // 13: drip.v1.Stop
+	(*ScheduleLeak)(nil), // 14: drip.v1.ScheduleLeak
+	(*Leak)(nil),         // 15: drip.v1.Leak
+	(*Idle)(nil),         // 16: drip.v1.Idle
+	(*Passivate)(nil),    // 17: drip.v1.Passivate
+	(*Passivated)(nil),   // 18: drip.v1.Passivated
 }
 var file_drip_proto_depIdxs = []int32{
 	0, // 0: drip.v1.Limit.mode:type_name -> drip.v1.Mode
@@ -1224,7 +1303,7 @@ func file_drip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drip_proto_rawDesc), len(file_drip_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -234,6 +234,28 @@ func (s *Scheduler) SetLimit(ctx context.Context, l Limit) error {
 	return nil
 }
 
+// Pause grants nothing until the moment until, whatever the level, as a
+// server that answers 429 with Retry-After asks: the waiting queue is
+// re-timed at once, and waiters whose context deadline falls before the
+// end of the pause fail with ErrDeadline. The level keeps draining during
+// the pause, so when it ends the bucket allows what the limit allows after
+// that much idle time, and no more. A pause only ever lengthens: an until
+// before the one in force changes nothing. The moment is wall-clock time,
+// so it means the same on every node.
+func (s *Scheduler) Pause(ctx context.Context, until time.Time) error {
+	if until.IsZero() || until.UnixNano() <= 0 {
+		return fmt.Errorf("scheduler: pause until %v is not a time", until)
+	}
+
+	reply, err := s.call(ctx, &messages.Pause{UntilUnixNanos: until.UnixNano(), Key: s.key})
+	if err != nil {
+		return err
+	}
+	_, err = statusOf(reply)
+
+	return err
+}
+
 // PID returns the bucket's PID, for actors that talk to it with the
 // messages directly or for Attach on another node.
 func (s *Scheduler) PID() *actor.PID {
@@ -336,6 +358,8 @@ type Status struct {
 	Granted       uint64  // requests granted since the bucket started
 	GrantedAmount float64 // their total amount
 	Rejected      uint64  // requests rejected, cancelled ones included
+
+	PausedFor time.Duration // what is left of a Pause; 0 when not paused
 }
 
 // statusOf converts a reply to GetStatus or SetLimit.
@@ -350,6 +374,7 @@ func statusOf(reply proto.Message) (Status, error) {
 			Granted:       m.GetGrantedTotal(),
 			GrantedAmount: m.GetGrantedAmountTotal(),
 			Rejected:      m.GetRejectedTotal(),
+			PausedFor:     time.Duration(m.GetPausedForNanos()),
 		}, nil
 	case *messages.Rejected:
 		return Status{}, rejectedError(m)
