@@ -33,11 +33,8 @@ type outcome struct {
 // one already seen is taken as that one, so a clock that steps back creates
 // no capacity.
 type core struct {
-	rule rule
-	now  int64 // latest time seen
-
-	tat vtime  // leaky bucket: when the level will reach zero
-	log window // sliding window: grants within the last period
+	bands []band // the limit's own rule first; a grant must fit all of them
+	now   int64  // latest time seen
 
 	pausedUntil int64 // nothing is granted before it (see pause)
 
@@ -52,25 +49,6 @@ type core struct {
 	rejectedTotal     uint64
 
 	out []outcome // decisions of the current call, reused between calls
-
-	// memo is the cost of the amount asked for last: callers mostly ask for
-	// the same amount, and each cost is a 128-bit division.
-	memo costMemo
-}
-
-// costMemo remembers one cost under the current rule.
-type costMemo struct {
-	units uint64 // 0: nothing remembered
-	cost  vtime
-}
-
-// costOf returns c.rule.cost(u), from the memo when it can.
-func (c *core) costOf(u uint64) vtime {
-	if c.memo.units != u || u == 0 {
-		c.memo = costMemo{units: u, cost: c.rule.cost(u)}
-	}
-
-	return c.memo.cost
 }
 
 // lastGrant remembers the most recent grant so that it can be handed back
@@ -81,12 +59,12 @@ type lastGrant struct {
 	request uint64
 	units   uint64
 	at      int64
-	tat     vtime // the leaky bucket's tat before the grant
+	tats    []vtime // each band's tat before the grant; reused between grants
 }
 
 // newCore returns an empty bucket: the whole burst is available at once.
 func newCore(l *messages.Limit, maxQueue int, maxQueuedAmount float64, now int64) (*core, error) {
-	r, err := newRule(l)
+	rules, err := newRules(l)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +76,40 @@ func newCore(l *messages.Limit, maxQueue int, maxQueuedAmount float64, now int64
 		return nil, err
 	}
 
-	return &core{rule: r, now: now, tat: vtime{ns: now}, maxQueue: maxQueue,
-		maxQueuedUnits: maxQueued}, nil
+	c := &core{now: now, maxQueue: maxQueue, maxQueuedUnits: maxQueued}
+	for _, r := range rules {
+		c.bands = append(c.bands, newBand(r, now))
+	}
+
+	return c, nil
+}
+
+// amountUnits converts a requested amount to internal units, or says why
+// no band can ever grant it.
+func (c *core) amountUnits(amount float64) (uint64, messages.RejectReason, string) {
+	u, reason, detail := c.bands[0].rule.amountUnits(amount)
+	if reason != granted {
+		return u, reason, detail
+	}
+	for i := range c.bands[1:] {
+		if r := c.bands[i+1].rule; u > r.burst {
+			return 0, messages.RejectReason_REJECT_REASON_TOO_LARGE,
+				fmt.Sprintf("amount %v exceeds the capacity %v of band %d", amount,
+					toAmount(r.burst), i+1)
+		}
+	}
+
+	return u, granted, ""
+}
+
+// capacity returns the largest amount, in units, that every band can hold.
+func (c *core) capacity() uint64 {
+	capacity := c.bands[0].rule.burst
+	for i := range c.bands[1:] {
+		capacity = min(capacity, c.bands[i+1].rule.burst)
+	}
+
+	return capacity
 }
 
 // queueUnits converts the bound on the queued amount; 0 means none.
@@ -129,7 +139,7 @@ func (c *core) acquire(now int64, sender *actor.PID, m *messages.Acquire) {
 
 	// The waiter, with its key, is made only if the request has to queue.
 	id := m.GetRequestId()
-	u, reason, detail := c.rule.amountUnits(m.GetAmount())
+	u, reason, detail := c.amountUnits(m.GetAmount())
 	if reason != granted {
 		c.rejectTo(sender, id, 0, reason, detail)
 		return
@@ -194,7 +204,7 @@ func (c *core) try(now int64, sender *actor.PID, m *messages.TryAcquire) {
 	c.advanceClock(now)
 
 	w := &waiter{key: keyOf(sender, m.GetRequestId()), sender: sender}
-	u, reason, detail := c.rule.amountUnits(m.GetAmount())
+	u, reason, detail := c.amountUnits(m.GetAmount())
 	w.units = u
 	switch {
 	case reason != granted:
@@ -261,14 +271,12 @@ func (c *core) release(now int64, k waiterKey) bool {
 		return false
 	}
 
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.undo(c.last.at, c.last.units)
-	} else {
-		c.tat = c.last.tat
+	for i := range c.bands {
+		c.bands[i].undo(c.last.at, c.last.units, c.last.tats[i])
 	}
 	c.grantedTotal--
 	c.grantedUnitsTotal -= c.last.units
-	c.last = lastGrant{}
+	c.last.valid = false
 
 	c.drain()
 
@@ -299,36 +307,45 @@ func (c *core) drain() {
 	}
 }
 
-// setLimit changes the rule and re-times the queue. What is in the bucket
-// stays and drains at the new rate from now on.
+// setLimit changes the rules and re-times the queue. What is in each band
+// stays and drains at its new rate from now on. A band that is new, or
+// whose mode changed, starts full: it knows nothing of what was granted
+// before, and full is the state that cannot let more through than its
+// limit allows. The limit's own mode cannot change.
 func (c *core) setLimit(now int64, l *messages.Limit) error {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	r, err := newRule(l)
+	rules, err := newRules(l)
 	if err != nil {
 		return err
 	}
-	if r.mode != c.rule.mode {
-		return fmt.Errorf("cannot change mode from %v to %v",
-			c.rule.mode, r.mode)
+	if old := c.bands[0].rule.mode; rules[0].mode != old {
+		return fmt.Errorf("cannot change mode from %v to %v", old, rules[0].mode)
 	}
-	if r.mode == messages.Mode_MODE_LEAKY_BUCKET {
-		level := c.levelUnits()
-		c.tat = r.add(vtime{ns: c.now}, r.cost(level))
+
+	bands := make([]band, len(rules))
+	for i, r := range rules {
+		if i < len(c.bands) && c.bands[i].rule.mode == r.mode {
+			bands[i] = c.bands[i]
+			bands[i].setRule(c.now, r)
+			continue
+		}
+		bands[i] = newBand(r, c.now)
+		bands[i].fill(c.now)
 	}
-	c.rule = r
-	c.memo = costMemo{} // costs under the old rule
-	c.last = lastGrant{}
+	c.bands = bands
+	c.last.valid = false
 
 	// Waiters that no longer fit in the bucket at all could wait forever.
+	capacity := c.capacity()
 	for w := c.queue.head; w != nil; {
 		next := w.next
-		if w.units > r.burst {
+		if w.units > capacity {
 			c.queue.remove(w)
 			c.reject(w, messages.RejectReason_REJECT_REASON_TOO_LARGE,
 				fmt.Sprintf("amount %v exceeds the new capacity %v",
-					toAmount(w.units), toAmount(r.burst)))
+					toAmount(w.units), toAmount(capacity)))
 		}
 		w = next
 	}
@@ -337,26 +354,17 @@ func (c *core) setLimit(now int64, l *messages.Limit) error {
 	return nil
 }
 
-// restart puts the bucket in the state it is in after a failure: full, so
-// that a crash never hands out a free burst. The queue is kept. A level
-// above full (the limit was lowered) is kept too: a restart never makes
-// room.
+// restart puts the bucket in the state it is in after a failure: every
+// band full, so that a crash never hands out a free burst. The queue is
+// kept. A level above full (the limit was lowered) is kept too: a restart
+// never makes room.
 func (c *core) restart(now int64) {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	c.last = lastGrant{}
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		// One entry at now of at least what the window holds outlasts every
-		// grant it replaces, whatever period a later limit brings.
-		held := max(c.rule.rate, c.levelUnits())
-		c.log.reset()
-		c.log.add(c.now, held)
-		return
-	}
-	full := c.rule.add(vtime{ns: c.now}, c.rule.burstCost)
-	if full.ns > c.tat.ns || (full.ns == c.tat.ns && full.frac > c.tat.frac) {
-		c.tat = full
+	c.last.valid = false
+	for i := range c.bands {
+		c.bands[i].fill(c.now)
 	}
 }
 
@@ -375,9 +383,15 @@ func (c *core) stop(now int64) {
 func (c *core) status(now int64) *messages.Status {
 	c.advanceClock(now)
 
+	levels := make([]float64, len(c.bands))
+	for i := range c.bands {
+		levels[i] = toAmount(c.bands[i].level(c.now))
+	}
+
 	return &messages.Status{
-		Limit:              c.rule.limit(),
-		Level:              toAmount(c.levelUnits()),
+		Limit:              c.limit(),
+		Level:              levels[0],
+		Levels:             levels,
 		Queued:             uint64(c.queue.len()),
 		QueuedAmount:       toAmount(c.queue.units),
 		GrantedTotal:       c.grantedTotal,
@@ -397,17 +411,20 @@ func (c *core) nextDue() (int64, bool) {
 	return c.dueAt(c.queue.head.units), true
 }
 
-// levelUnits returns the level at c.now, rounded up.
-func (c *core) levelUnits() uint64 {
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.prune(c.now, c.rule.per)
-		return c.log.units
-	}
-	if !c.tat.after(c.now) {
-		return 0
+// limit returns the bucket's limit, every band included, as a message.
+func (c *core) limit() *messages.Limit {
+	rules := make([]rule, len(c.bands))
+	for i := range c.bands {
+		rules[i] = c.bands[i].rule
 	}
 
-	return c.rule.units(c.rule.sub(c.tat, vtime{ns: c.now}))
+	return limitOf(rules)
+}
+
+// levelUnits returns the level of the limit's own band at c.now, rounded
+// up.
+func (c *core) levelUnits() uint64 {
+	return c.bands[0].level(c.now)
 }
 
 // pause grants nothing before until, whatever the level: the server behind
@@ -446,64 +463,33 @@ func (c *core) fits(u uint64) bool {
 }
 
 // dueAt returns the first whole nanosecond, not before c.now, at which u
-// units fit.
+// units fit in every band and no pause holds them.
 func (c *core) dueAt(u uint64) int64 {
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.prune(c.now, c.rule.per)
-		return max(c.log.fitsAt(c.now, u, c.rule.rate, c.rule.per), c.pausedUntil)
+	at := max(c.now, c.pausedUntil)
+	for i := range c.bands {
+		at = max(at, c.bands[i].dueAt(c.now, u))
 	}
 
-	// u fits once the level has drained to burst-u:
-	// at tat + cost(u) - cost(burst).
-	at := c.rule.sub(c.rule.add(c.tat, c.costOf(u)), c.rule.burstCost)
-
-	return max(c.now, at.ceil(), c.pausedUntil)
+	return at
 }
 
 // earliest returns a time before which a new request of u units, queued
-// behind the current waiters, cannot be granted. In leaky-bucket mode it is
-// exact if the limit does not change; in sliding-window mode it is a lower
-// bound, so a request admitted by it may still wait past its limit and be
-// dropped at the head.
+// behind the current waiters, cannot be granted. With one leaky-bucket band
+// it is exact if the limit does not change; otherwise it is a lower bound
+// (each band's, and the latest of them), so a request admitted by it may
+// still wait past its limit and be dropped at the head.
 func (c *core) earliest(u uint64) int64 {
-	total := c.queue.units + u
-	if c.rule.mode == messages.Mode_MODE_LEAKY_BUCKET {
-		// Nothing goes before a pause ends, and the queue drains from then.
-		start := c.drained()
-		if start.ns < c.pausedUntil {
-			start = vtime{ns: c.pausedUntil}
-		}
-		at := c.rule.sub(c.rule.add(start, c.rule.cost(total)), c.rule.burstCost)
-		return max(c.now, at.ceil(), c.pausedUntil)
-	}
-
-	if total <= c.rule.rate {
-		return c.dueAt(total)
-	}
-
-	// At most rate units go in any window, so granting total units takes
-	// at least ceil(total/rate)-1 periods after the first grant, which is
-	// the head's.
-	head := u
+	total, head := c.queue.units+u, u
 	if c.queue.head != nil {
 		head = c.queue.head.units
 	}
-	periods := (total+c.rule.rate-1)/c.rule.rate - 1
-	if periods >= uint64(forever)/c.rule.per {
-		return forever
+
+	at := max(c.now, c.pausedUntil)
+	for i := range c.bands {
+		at = max(at, c.bands[i].earliest(c.now, total, head, c.pausedUntil))
 	}
 
-	return c.dueAt(head) + int64(periods*c.rule.per)
-}
-
-// drained returns when the leaky bucket's level reaches zero, or c.now if
-// it already has.
-func (c *core) drained() vtime {
-	if c.tat.after(c.now) {
-		return c.tat
-	}
-
-	return vtime{ns: c.now}
+	return at
 }
 
 // grant admits w at c.now.
@@ -514,11 +500,10 @@ func (c *core) grant(w *waiter) {
 // grantTo admits request of sender, for u units, at c.now.
 func (c *core) grantTo(sender *actor.PID, request, u uint64) {
 	c.last = lastGrant{valid: true, sender: sender, request: request, units: u, at: c.now,
-		tat: c.tat}
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.add(c.now, u)
-	} else {
-		c.tat = c.rule.add(c.drained(), c.costOf(u))
+		tats: c.last.tats[:0]}
+	for i := range c.bands {
+		c.last.tats = append(c.last.tats, c.bands[i].tat)
+		c.bands[i].grant(c.now, u)
 	}
 
 	c.grantedTotal++
@@ -540,21 +525,18 @@ func (c *core) rejectTo(sender *actor.PID, request, u uint64, reason messages.Re
 }
 
 // drainedAt returns the first whole nanosecond, not before now, at which
-// the level is zero: in leaky-bucket mode the tat rounded up, in
-// sliding-window mode the moment the newest grant leaves the window.
+// every band is empty and no pause holds: in leaky-bucket mode the tat
+// rounded up, in sliding-window mode the moment the newest grant leaves
+// the window.
 func (c *core) drainedAt(now int64) int64 {
 	c.advanceClock(now)
 
-	if c.rule.mode == messages.Mode_MODE_SLIDING_WINDOW {
-		c.log.prune(c.now, c.rule.per)
-		last := len(c.log.entries) - 1
-		if last < c.log.start {
-			return max(c.now, c.pausedUntil)
-		}
-		return max(c.now, c.log.entries[last].at+int64(c.rule.per), c.pausedUntil)
+	at := max(c.now, c.pausedUntil)
+	for i := range c.bands {
+		at = max(at, c.bands[i].drainedAt(c.now))
 	}
 
-	return max(c.now, c.tat.ceil(), c.pausedUntil)
+	return at
 }
 
 // idle reports whether nobody waits and the level is zero at now: then the

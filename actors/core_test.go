@@ -983,3 +983,86 @@ func TestCorePauseSlidingWindow(t *testing.T) {
 		{1500 * ms, opDue(), "2.5s"},
 	})
 }
+
+// withBands returns l with the extra bands bs.
+func withBands(l *messages.Limit, bs ...*messages.Limit) *messages.Limit {
+	for _, b := range bs {
+		l.Bands = append(l.Bands, &messages.Band{Rate: b.GetRate(), PerNanos: b.GetPerNanos(),
+			Burst: b.GetBurst(), Mode: b.GetMode()})
+	}
+
+	return l
+}
+
+func TestCoreBands(t *testing.T) {
+	const ms = time.Millisecond
+	// 2 per second with burst 2, and at most 3 in any 10 s.
+	c := newTestCore(t, withBands(leakyLimit(2, time.Second, 2), slidingLimit(3, 10*time.Second)),
+		0, 0)
+
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(1, 1), "#1 granted"},
+		{0, opAcquire(2, 1), "#2 granted"},
+		{0, opAcquire(3, 1), "queued"},
+		{0, opDue(), "500ms"}, // the first band's turn
+		{500 * ms, opLeak(), "#3 granted"},
+		{500 * ms, opAcquire(4, 1), "queued"},
+		{500 * ms, opDue(), "10s"}, // the second band is full until #1 and #2 leave it
+		{1000 * ms, opLeak(), "nothing"},
+		{10000 * ms, opLeak(), "#4 granted"},
+		{10000 * ms, opAcquire(5, 1), "#5 granted"},
+		{10000 * ms, opTry(6, 1), "#6 WOULD_WAIT"}, // #3, #4, #5 fill the window
+		// 1.5 units need #4 or #5 to leave the window as well as #3.
+		{10000 * ms, opAcquire(7, 1.5), "queued"},
+		{10000 * ms, opDue(), "20s"},
+	})
+
+	c = newTestCore(t, withBands(leakyLimit(10, time.Second, 10), slidingLimit(3, time.Second)),
+		0, 0)
+	runSteps(t, c, []coreStep{{0, opAcquire(1, 4), "#1 TOO_LARGE"}})
+	c.acquire(0, testSender, &messages.Acquire{RequestId: 2, Amount: 4})
+	if d := c.out[0].detail; !strings.Contains(d, "band 1") || !strings.Contains(d, "4") {
+		t.Errorf("too large for band 1: detail %q, want the amount and the band", d)
+	}
+}
+
+func TestCoreSetLimitAddsBandFull(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, leakyLimit(10, time.Second, 10), 0, 0)
+
+	// A band added by SetLimit knows nothing of the past, so it starts
+	// full: nothing goes until a whole window has passed.
+	runSteps(t, c, []coreStep{
+		{0, opAcquire(1, 1), "#1 granted"},
+		{100 * ms, opSetLimit(withBands(leakyLimit(10, time.Second, 10),
+			slidingLimit(2, time.Second))), "nothing"},
+		{100 * ms, opAcquire(2, 1), "queued"},
+		{100 * ms, opDue(), "1.1s"},
+		{1100 * ms, opLeak(), "#2 granted"},
+		// Dropping the band lets the first band alone decide again.
+		{1100 * ms, opSetLimit(leakyLimit(10, time.Second, 10)), "nothing"},
+		{1100 * ms, opAcquire(3, 1), "#3 granted"},
+	})
+
+	st := c.status(int64(1100 * ms))
+	if len(st.GetLevels()) != 1 || len(st.GetLimit().GetBands()) != 0 {
+		t.Errorf("status after dropping the band: %v", st)
+	}
+}
+
+func TestCheckLimitBands(t *testing.T) {
+	bad := withBands(leakyLimit(1, time.Second, 1), &messages.Limit{Rate: 1, PerNanos: -5})
+	if err := CheckLimit(bad); err == nil || !strings.Contains(err.Error(), "band 1") ||
+		!strings.Contains(err.Error(), "-5ns") {
+		t.Errorf("CheckLimit(%v) = %v, want an error naming band 1 and its period", bad, err)
+	}
+
+	many := leakyLimit(1, time.Second, 1)
+	for range maxBands {
+		many = withBands(many, leakyLimit(1, time.Second, 1))
+	}
+	if err := CheckLimit(many); err == nil || !strings.Contains(err.Error(), "17 bands") {
+		t.Errorf("CheckLimit with %d bands = %v, want an error naming the count",
+			len(many.GetBands())+1, err)
+	}
+}

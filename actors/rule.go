@@ -37,7 +37,7 @@ type rule struct {
 // CheckLimit reports whether l is a valid limit for a bucket. The error
 // names the offending field and value.
 func CheckLimit(l *messages.Limit) error {
-	_, err := newRule(l)
+	_, err := newRules(l)
 	return err
 }
 

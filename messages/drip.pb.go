@@ -166,12 +166,15 @@ func (RejectReason) EnumDescriptor() ([]byte, []int) {
 }
 
 // Limit is a bucket's rule: rate units per period, with a burst capacity.
+// bands adds more rules of the same kind: a request is granted only when
+// every one of them allows it (100 per second and 5,000 per hour, say).
 type Limit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rate          float64                `protobuf:"fixed64,1,opt,name=rate,proto3" json:"rate,omitempty"`
 	PerNanos      int64                  `protobuf:"varint,2,opt,name=per_nanos,json=perNanos,proto3" json:"per_nanos,omitempty"`
 	Burst         float64                `protobuf:"fixed64,3,opt,name=burst,proto3" json:"burst,omitempty"`
 	Mode          Mode                   `protobuf:"varint,4,opt,name=mode,proto3,enum=drip.v1.Mode" json:"mode,omitempty"`
+	Bands         []*Band                `protobuf:"bytes,5,rep,name=bands,proto3" json:"bands,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +237,82 @@ func (x *Limit) GetMode() Mode {
 	return Mode_MODE_UNSPECIFIED
 }
 
+func (x *Limit) GetBands() []*Band {
+	if x != nil {
+		return x.Bands
+	}
+	return nil
+}
+
+// Band is one more rule of a Limit, with the meaning of Limit's own fields.
+type Band struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rate          float64                `protobuf:"fixed64,1,opt,name=rate,proto3" json:"rate,omitempty"`
+	PerNanos      int64                  `protobuf:"varint,2,opt,name=per_nanos,json=perNanos,proto3" json:"per_nanos,omitempty"`
+	Burst         float64                `protobuf:"fixed64,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	Mode          Mode                   `protobuf:"varint,4,opt,name=mode,proto3,enum=drip.v1.Mode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Band) Reset() {
+	*x = Band{}
+	mi := &file_drip_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Band) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Band) ProtoMessage() {}
+
+func (x *Band) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Band.ProtoReflect.Descriptor instead.
+func (*Band) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Band) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *Band) GetPerNanos() int64 {
+	if x != nil {
+		return x.PerNanos
+	}
+	return 0
+}
+
+func (x *Band) GetBurst() float64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *Band) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
 // Acquire asks for amount units, granted in arrival order. The reply is
 // Granted or Rejected with the same request_id, sent to the sender.
 type Acquire struct {
@@ -252,7 +331,7 @@ type Acquire struct {
 
 func (x *Acquire) Reset() {
 	*x = Acquire{}
-	mi := &file_drip_proto_msgTypes[1]
+	mi := &file_drip_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +343,7 @@ func (x *Acquire) String() string {
 func (*Acquire) ProtoMessage() {}
 
 func (x *Acquire) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[1]
+	mi := &file_drip_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +356,7 @@ func (x *Acquire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acquire.ProtoReflect.Descriptor instead.
 func (*Acquire) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{1}
+	return file_drip_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Acquire) GetRequestId() uint64 {
@@ -321,7 +400,7 @@ type TryAcquire struct {
 
 func (x *TryAcquire) Reset() {
 	*x = TryAcquire{}
-	mi := &file_drip_proto_msgTypes[2]
+	mi := &file_drip_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +412,7 @@ func (x *TryAcquire) String() string {
 func (*TryAcquire) ProtoMessage() {}
 
 func (x *TryAcquire) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[2]
+	mi := &file_drip_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +425,7 @@ func (x *TryAcquire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TryAcquire.ProtoReflect.Descriptor instead.
 func (*TryAcquire) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{2}
+	return file_drip_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TryAcquire) GetRequestId() uint64 {
@@ -383,7 +462,7 @@ type Granted struct {
 
 func (x *Granted) Reset() {
 	*x = Granted{}
-	mi := &file_drip_proto_msgTypes[3]
+	mi := &file_drip_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +474,7 @@ func (x *Granted) String() string {
 func (*Granted) ProtoMessage() {}
 
 func (x *Granted) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[3]
+	mi := &file_drip_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +487,7 @@ func (x *Granted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Granted.ProtoReflect.Descriptor instead.
 func (*Granted) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{3}
+	return file_drip_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Granted) GetRequestId() uint64 {
@@ -437,7 +516,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_drip_proto_msgTypes[4]
+	mi := &file_drip_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +528,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[4]
+	mi := &file_drip_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +541,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{4}
+	return file_drip_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Rejected) GetRequestId() uint64 {
@@ -499,7 +578,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_drip_proto_msgTypes[5]
+	mi := &file_drip_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +590,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[5]
+	mi := &file_drip_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +603,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{5}
+	return file_drip_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Cancel) GetRequestId() uint64 {
@@ -554,7 +633,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_drip_proto_msgTypes[6]
+	mi := &file_drip_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +645,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[6]
+	mi := &file_drip_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +658,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{6}
+	return file_drip_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Release) GetRequestId() uint64 {
@@ -607,7 +686,7 @@ type GetStatus struct {
 
 func (x *GetStatus) Reset() {
 	*x = GetStatus{}
-	mi := &file_drip_proto_msgTypes[7]
+	mi := &file_drip_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +698,7 @@ func (x *GetStatus) String() string {
 func (*GetStatus) ProtoMessage() {}
 
 func (x *GetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[7]
+	mi := &file_drip_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +711,7 @@ func (x *GetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatus.ProtoReflect.Descriptor instead.
 func (*GetStatus) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{7}
+	return file_drip_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetStatus) GetRequestId() uint64 {
@@ -664,13 +743,15 @@ type Status struct {
 	RejectedTotal      uint64  `protobuf:"varint,8,opt,name=rejected_total,json=rejectedTotal,proto3" json:"rejected_total,omitempty"`
 	// paused_for_nanos is how much of a Pause is left; 0 when not paused.
 	PausedForNanos int64 `protobuf:"varint,9,opt,name=paused_for_nanos,json=pausedForNanos,proto3" json:"paused_for_nanos,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// levels holds the level of every band of the limit, its own first.
+	Levels        []float64 `protobuf:"fixed64,10,rep,packed,name=levels,proto3" json:"levels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_drip_proto_msgTypes[8]
+	mi := &file_drip_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +763,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[8]
+	mi := &file_drip_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +776,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{8}
+	return file_drip_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Status) GetRequestId() uint64 {
@@ -761,6 +842,13 @@ func (x *Status) GetPausedForNanos() int64 {
 	return 0
 }
 
+func (x *Status) GetLevels() []float64 {
+	if x != nil {
+		return x.Levels
+	}
+	return nil
+}
+
 // SetLimit changes a bucket's limit and re-times its queue. The reply is
 // Status on success and Rejected (REJECT_REASON_INVALID_LIMIT) otherwise.
 type SetLimit struct {
@@ -774,7 +862,7 @@ type SetLimit struct {
 
 func (x *SetLimit) Reset() {
 	*x = SetLimit{}
-	mi := &file_drip_proto_msgTypes[9]
+	mi := &file_drip_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +874,7 @@ func (x *SetLimit) String() string {
 func (*SetLimit) ProtoMessage() {}
 
 func (x *SetLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[9]
+	mi := &file_drip_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +887,7 @@ func (x *SetLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimit.ProtoReflect.Descriptor instead.
 func (*SetLimit) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{9}
+	return file_drip_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetLimit) GetRequestId() uint64 {
@@ -837,7 +925,7 @@ type Pause struct {
 
 func (x *Pause) Reset() {
 	*x = Pause{}
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +937,7 @@ func (x *Pause) String() string {
 func (*Pause) ProtoMessage() {}
 
 func (x *Pause) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +950,7 @@ func (x *Pause) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pause.ProtoReflect.Descriptor instead.
 func (*Pause) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{10}
+	return file_drip_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pause) GetRequestId() uint64 {
@@ -897,7 +985,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +997,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1010,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{11}
+	return file_drip_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Stop) GetRequestId() uint64 {
@@ -945,7 +1033,7 @@ type ScheduleLeak struct {
 
 func (x *ScheduleLeak) Reset() {
 	*x = ScheduleLeak{}
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1045,7 @@ func (x *ScheduleLeak) String() string {
 func (*ScheduleLeak) ProtoMessage() {}
 
 func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1058,7 @@ func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleLeak.ProtoReflect.Descriptor instead.
 func (*ScheduleLeak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{12}
+	return file_drip_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScheduleLeak) GetDelayNanos() int64 {
@@ -996,7 +1084,7 @@ type Leak struct {
 
 func (x *Leak) Reset() {
 	*x = Leak{}
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1096,7 @@ func (x *Leak) String() string {
 func (*Leak) ProtoMessage() {}
 
 func (x *Leak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1109,7 @@ func (x *Leak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leak.ProtoReflect.Descriptor instead.
 func (*Leak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{13}
+	return file_drip_proto_rawDescGZIP(), []int{14}
 }
 
 // Idle tells a bucket's parent (a registry) that the bucket has been drained,
@@ -1034,7 +1122,7 @@ type Idle struct {
 
 func (x *Idle) Reset() {
 	*x = Idle{}
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1134,7 @@ func (x *Idle) String() string {
 func (*Idle) ProtoMessage() {}
 
 func (x *Idle) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1147,7 @@ func (x *Idle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Idle.ProtoReflect.Descriptor instead.
 func (*Idle) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{14}
+	return file_drip_proto_rawDescGZIP(), []int{15}
 }
 
 // Passivate asks an idle bucket to stop. It queues behind every request the
@@ -1074,7 +1162,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1174,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1187,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{15}
+	return file_drip_proto_rawDescGZIP(), []int{16}
 }
 
 // Passivated answers Passivate.
@@ -1112,7 +1200,7 @@ type Passivated struct {
 
 func (x *Passivated) Reset() {
 	*x = Passivated{}
-	mi := &file_drip_proto_msgTypes[16]
+	mi := &file_drip_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1212,7 @@ func (x *Passivated) String() string {
 func (*Passivated) ProtoMessage() {}
 
 func (x *Passivated) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[16]
+	mi := &file_drip_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1225,7 @@ func (x *Passivated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivated.ProtoReflect.Descriptor instead.
 func (*Passivated) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{16}
+	return file_drip_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Passivated) GetStopped() bool {
@@ -1152,8 +1240,14 @@ var File_drip_proto protoreflect.FileDescriptor
 const file_drip_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"drip.proto\x12\adrip.v1\"q\n" +
+	"drip.proto\x12\adrip.v1\"\x96\x01\n" +
 	"\x05Limit\x12\x12\n" +
+	"\x04rate\x18\x01 \x01(\x01R\x04rate\x12\x1b\n" +
+	"\tper_nanos\x18\x02 \x01(\x03R\bperNanos\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\x01R\x05burst\x12!\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\r.drip.v1.ModeR\x04mode\x12#\n" +
+	"\x05bands\x18\x05 \x03(\v2\r.drip.v1.BandR\x05bands\"p\n" +
+	"\x04Band\x12\x12\n" +
 	"\x04rate\x18\x01 \x01(\x01R\x04rate\x12\x1b\n" +
 	"\tper_nanos\x18\x02 \x01(\x03R\bperNanos\x12\x14\n" +
 	"\x05burst\x18\x03 \x01(\x01R\x05burst\x12!\n" +
@@ -1190,7 +1284,7 @@ const file_drip_proto_rawDesc = "" +
 	"\tGetStatus\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\xc8\x02\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xe0\x02\n" +
 	"\x06Status\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
@@ -1201,7 +1295,9 @@ const file_drip_proto_rawDesc = "" +
 	"\rgranted_total\x18\x06 \x01(\x04R\fgrantedTotal\x120\n" +
 	"\x14granted_amount_total\x18\a \x01(\x01R\x12grantedAmountTotal\x12%\n" +
 	"\x0erejected_total\x18\b \x01(\x04R\rrejectedTotal\x12(\n" +
-	"\x10paused_for_nanos\x18\t \x01(\x03R\x0epausedForNanos\"a\n" +
+	"\x10paused_for_nanos\x18\t \x01(\x03R\x0epausedForNanos\x12\x16\n" +
+	"\x06levels\x18\n" +
+	" \x03(\x01R\x06levels\"a\n" +
 	"\bSetLimit\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12$\n" +
@@ -1258,38 +1354,41 @@ func file_drip_proto_rawDescGZIP() []byte {
 }
 
 var file_drip_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_drip_proto_goTypes = []any{
 	(Mode)(0),            // 0: drip.v1.Mode
 	(RejectReason)(0),    // 1: drip.v1.RejectReason
 	(*Limit)(nil),        // 2: drip.v1.Limit
-	(*Acquire)(nil),      // 3: drip.v1.Acquire
-	(*TryAcquire)(nil),   // 4: drip.v1.TryAcquire
-	(*Granted)(nil),      // 5: drip.v1.Granted
-	(*Rejected)(nil),     // 6: drip.v1.Rejected
-	(*Cancel)(nil),       // 7: drip.v1.Cancel
-	(*Release)(nil),      // 8: drip.v1.Release
-	(*GetStatus)(nil),    // 9: drip.v1.GetStatus
-	(*Status)(nil),       // 10: drip.v1.Status
-	(*SetLimit)(nil),     // 11: drip.v1.SetLimit
-	(*Pause)(nil),        // 12: drip.v1.Pause
-	(*Stop)(nil),         // 13: drip.v1.Stop
-	(*ScheduleLeak)(nil), // 14: drip.v1.ScheduleLeak
-	(*Leak)(nil),         // 15: drip.v1.Leak
-	(*Idle)(nil),         // 16: drip.v1.Idle
-	(*Passivate)(nil),    // 17: drip.v1.Passivate
-	(*Passivated)(nil),   // 18: drip.v1.Passivated
+	(*Band)(nil),         // 3: drip.v1.Band
+	(*Acquire)(nil),      // 4: drip.v1.Acquire
+	(*TryAcquire)(nil),   // 5: drip.v1.TryAcquire
+	(*Granted)(nil),      // 6: drip.v1.Granted
+	(*Rejected)(nil),     // 7: drip.v1.Rejected
+	(*Cancel)(nil),       // 8: drip.v1.Cancel
+	(*Release)(nil),      // 9: drip.v1.Release
+	(*GetStatus)(nil),    // 10: drip.v1.GetStatus
+	(*Status)(nil),       // 11: drip.v1.Status
+	(*SetLimit)(nil),     // 12: drip.v1.SetLimit
+	(*Pause)(nil),        // 13: drip.v1.Pause
+	(*Stop)(nil),         // 14: drip.v1.Stop
+	(*ScheduleLeak)(nil), // 15: drip.v1.ScheduleLeak
+	(*Leak)(nil),         // 16: drip.v1.Leak
+	(*Idle)(nil),         // 17: drip.v1.Idle
+	(*Passivate)(nil),    // 18: drip.v1.Passivate
+	(*Passivated)(nil),   // 19: drip.v1.Passivated
 }
 var file_drip_proto_depIdxs = []int32{
 	0, // 0: drip.v1.Limit.mode:type_name -> drip.v1.Mode
-	1, // 1: drip.v1.Rejected.reason:type_name -> drip.v1.RejectReason
-	2, // 2: drip.v1.Status.limit:type_name -> drip.v1.Limit
-	2, // 3: drip.v1.SetLimit.limit:type_name -> drip.v1.Limit
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3, // 1: drip.v1.Limit.bands:type_name -> drip.v1.Band
+	0, // 2: drip.v1.Band.mode:type_name -> drip.v1.Mode
+	1, // 3: drip.v1.Rejected.reason:type_name -> drip.v1.RejectReason
+	2, // 4: drip.v1.Status.limit:type_name -> drip.v1.Limit
+	2, // 5: drip.v1.SetLimit.limit:type_name -> drip.v1.Limit
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_drip_proto_init() }
@@ -1303,7 +1402,7 @@ func file_drip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drip_proto_rawDesc), len(file_drip_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -336,12 +336,22 @@ func (s *Scheduler) stoppedError() error {
 	return fmt.Errorf("%w: bucket %s/%s", ErrStopped, pid.GetAddress(), pid.GetId())
 }
 
+// setCapacity records the largest amount every band of m can hold.
 func (s *Scheduler) setCapacity(m *messages.Limit) {
-	c := m.GetBurst()
-	if m.GetMode() == messages.Mode_MODE_SLIDING_WINDOW {
-		c = m.GetRate()
+	c := bandCapacity(m.GetMode(), m.GetRate(), m.GetBurst())
+	for _, b := range m.GetBands() {
+		c = min(c, bandCapacity(b.GetMode(), b.GetRate(), b.GetBurst()))
 	}
 	s.capacity.Store(math.Float64bits(c))
+}
+
+// bandCapacity returns the largest amount one band can hold.
+func bandCapacity(mode messages.Mode, rate, burst float64) float64 {
+	if mode == messages.Mode_MODE_SLIDING_WINDOW {
+		return rate
+	}
+
+	return burst
 }
 
 // Status is a bucket's state at one moment.
@@ -349,8 +359,11 @@ type Status struct {
 	Limit Limit
 
 	// Level is the amount in the bucket (LeakyBucket) or granted within the
-	// last period (SlidingWindow).
+	// last period (SlidingWindow), for the limit's own band.
 	Level float64
+
+	// Levels holds the level of every band, the limit's own first.
+	Levels []float64
 
 	Queued       int     // requests waiting
 	QueuedAmount float64 // their total amount
@@ -369,6 +382,7 @@ func statusOf(reply proto.Message) (Status, error) {
 		return Status{
 			Limit:         limitOf(m.GetLimit()),
 			Level:         m.GetLevel(),
+			Levels:        m.GetLevels(),
 			Queued:        int(m.GetQueued()),
 			QueuedAmount:  m.GetQueuedAmount(),
 			Granted:       m.GetGrantedTotal(),

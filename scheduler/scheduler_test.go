@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -302,7 +303,8 @@ func TestSetLimitRetimesQueue(t *testing.T) {
 
 		g.check(t, map[string]time.Duration{"first": 0, "waiter": 280 * time.Millisecond})
 		st, err := s.Status(bg)
-		if err != nil || st.Limit != (scheduler.Limit{Rate: 10, Per: time.Second, Burst: 1}) {
+		want := scheduler.Limit{Rate: 10, Per: time.Second, Burst: 1}
+		if err != nil || !reflect.DeepEqual(st.Limit, want) {
 			t.Errorf("Status().Limit = %+v (%v), want the new limit", st.Limit, err)
 		}
 	})
@@ -451,7 +453,7 @@ func TestBadLimitGetsErrorNamingItAndChangesNothing(t *testing.T) {
 		}
 
 		after, err := s.Status(bg)
-		if err != nil || after != before {
+		if err != nil || !reflect.DeepEqual(after, before) {
 			t.Errorf("status changed: before %+v, after %+v (%v)", before, after, err)
 		}
 	})

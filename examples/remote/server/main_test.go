@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("parseFlags(nil): %v", err)
 	}
 	if cfg.host != "127.0.0.1" || cfg.port != 8090 || !slices.Equal(cfg.buckets, []string{"api"}) ||
-		cfg.limit != (scheduler.Limit{Rate: 100}) {
+		!reflect.DeepEqual(cfg.limit, scheduler.Limit{Rate: 100}) {
 		t.Errorf("parseFlags(nil) = %+v, want bucket api at 100/s on 127.0.0.1:8090", cfg)
 	}
 
@@ -35,7 +36,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	want := []string{"a", "b", "c"}
 	if cfg.host != "10.0.0.1" || cfg.port != 0 || !slices.Equal(cfg.buckets, want) ||
-		cfg.limit != (scheduler.Limit{Rate: 5, Mode: scheduler.SlidingWindow}) {
+		!reflect.DeepEqual(cfg.limit, scheduler.Limit{Rate: 5, Mode: scheduler.SlidingWindow}) {
 		t.Errorf("parseFlags(sliding, 3 buckets) = %+v", cfg)
 	}
 
