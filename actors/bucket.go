@@ -132,6 +132,9 @@ func (b *bucket) Receive(ctx actor.Context) {
 	case *messages.Release:
 		b.core.release(b.now(), keyOf(ctx.Sender(), m.GetRequestId()))
 		b.answer(ctx)
+	case *messages.Commit:
+		b.core.commit(b.now(), keyOf(ctx.Sender(), m.GetRequestId()))
+		b.answer(ctx)
 	case *messages.Leak:
 		b.scheduled = false
 		b.core.leak(b.now())

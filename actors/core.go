@@ -37,6 +37,8 @@ type core struct {
 	now   int64  // latest time seen
 
 	pausedUntil int64 // nothing is granted before it (see pause)
+	hold        hold  // a grant not yet committed (see Acquire.hold)
+	maxHold     int64 // how long a hold may last before it counts as committed
 
 	queue          queue
 	maxQueue       int    // 0 for unbounded
@@ -50,6 +52,24 @@ type core struct {
 
 	out []outcome // decisions of the current call, reused between calls
 }
+
+// hold is a grant made as part of an all-or-nothing request across buckets:
+// while it lasts, the bucket grants nothing else, so the holder can still
+// hand it back exactly (Release) if another bucket refuses its part, or
+// keep it (Commit). A hold that outlasts maxHold is taken as committed:
+// the grant stays, which errs on the side of the limit, and the bucket
+// serves its queue again. So does one whose holder dies.
+type hold struct {
+	active  bool
+	sender  *actor.PID
+	request uint64
+	until   int64
+}
+
+// defaultMaxHold is how long a hold lasts at most unless the bucket says
+// otherwise: an all-or-nothing request asks its buckets one after another,
+// each answer takes a round trip, so seconds are plenty.
+const defaultMaxHold = int64(10 * time.Second)
 
 // lastGrant remembers the most recent grant so that it can be handed back
 // exactly (see release).
@@ -76,7 +96,7 @@ func newCore(l *messages.Limit, maxQueue int, maxQueuedAmount float64, now int64
 		return nil, err
 	}
 
-	c := &core{now: now, maxQueue: maxQueue, maxQueuedUnits: maxQueued}
+	c := &core{now: now, maxQueue: maxQueue, maxQueuedUnits: maxQueued, maxHold: defaultMaxHold}
 	for _, r := range rules {
 		c.bands = append(c.bands, newBand(r, now))
 	}
@@ -147,9 +167,38 @@ func (c *core) acquire(now int64, sender *actor.PID, m *messages.Acquire) {
 
 	if c.queue.len() == 0 && c.fits(u) {
 		c.grantTo(sender, id, u)
+		c.startHold(m.GetHold())
 		return
 	}
-	c.enqueue(waiter{key: keyOf(sender, id), sender: sender, units: u}, m)
+	c.enqueue(waiter{key: keyOf(sender, id), sender: sender, units: u, hold: m.GetHold()}, m)
+}
+
+// startHold makes the grant just made a hold, if asked is set.
+func (c *core) startHold(asked bool) {
+	if !asked {
+		return
+	}
+
+	c.hold = hold{active: true, sender: c.last.sender, request: c.last.request,
+		until: c.now + c.maxHold}
+}
+
+// commit ends the hold of request k, keeping its grant, and lets the queue
+// move again. A Commit for anything else is ignored.
+func (c *core) commit(now int64, k waiterKey) {
+	c.out = c.out[:0]
+	c.advanceClock(now)
+
+	if !c.holds(k) {
+		return
+	}
+	c.hold = hold{}
+	c.drain()
+}
+
+// holds reports whether the hold in force is request k's.
+func (c *core) holds(k waiterKey) bool {
+	return c.hold.active && c.hold.request == k.request && keyOf(c.hold.sender, k.request) == k
 }
 
 // enqueue queues w, the request m, unless a bound or its wait limit
@@ -212,6 +261,9 @@ func (c *core) try(now int64, sender *actor.PID, m *messages.TryAcquire) {
 	case c.queue.len() > 0:
 		c.reject(w, messages.RejectReason_REJECT_REASON_WOULD_WAIT,
 			fmt.Sprintf("%d requests are waiting", c.queue.len()))
+	case c.hold.active:
+		c.reject(w, messages.RejectReason_REJECT_REASON_WOULD_WAIT,
+			"a grant is held for an all-or-nothing request")
 	case !c.fits(u):
 		c.reject(w, messages.RejectReason_REJECT_REASON_WOULD_WAIT,
 			fmt.Sprintf("amount %v does not fit before %v", m.GetAmount(),
@@ -245,6 +297,9 @@ func (c *core) dropSender(now int64, sender *actor.PID) int {
 	c.advanceClock(now)
 
 	address, id := sender.GetAddress(), sender.GetId()
+	if c.hold.active && c.hold.sender.GetAddress() == address && c.hold.sender.GetId() == id {
+		c.hold = hold{} // nobody is left to commit: the grant stays
+	}
 	dropped := 0
 	for w := c.queue.head; w != nil; {
 		next := w.next
@@ -267,6 +322,12 @@ func (c *core) release(now int64, k waiterKey) bool {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
+	if c.holds(k) {
+		// Nothing was granted since the hold began, so unless the limit
+		// changed meanwhile the grant is still the latest: undone exactly.
+		c.hold = hold{}
+		defer c.drain()
+	}
 	if !c.last.valid || c.last.request != k.request || keyOf(c.last.sender, k.request) != k {
 		return false
 	}
@@ -283,10 +344,15 @@ func (c *core) release(now int64, k waiterKey) bool {
 	return true
 }
 
-// leak grants from the head of the queue for as long as the head fits.
+// leak grants from the head of the queue for as long as the head fits,
+// once a hold that has lasted too long is taken as committed.
 func (c *core) leak(now int64) {
 	c.out = c.out[:0]
 	c.advanceClock(now)
+
+	if c.hold.active && c.now >= c.hold.until {
+		c.hold = hold{}
+	}
 	c.drain()
 }
 
@@ -304,6 +370,7 @@ func (c *core) drain() {
 		}
 		c.queue.remove(w)
 		c.grant(w)
+		c.startHold(w.hold)
 	}
 }
 
@@ -407,6 +474,10 @@ func (c *core) nextDue() (int64, bool) {
 	if c.queue.head == nil {
 		return 0, false
 	}
+	if c.hold.active {
+		// Nothing goes before the hold ends; wake up when it expires.
+		return max(c.hold.until, c.dueAt(c.queue.head.units)), true
+	}
 
 	return c.dueAt(c.queue.head.units), true
 }
@@ -457,9 +528,10 @@ func (c *core) pausedFor() int64 {
 	return max(c.pausedUntil-c.now, 0)
 }
 
-// fits reports whether u units can be granted at c.now.
+// fits reports whether u units can be granted at c.now: never while a
+// hold lasts.
 func (c *core) fits(u uint64) bool {
-	return c.dueAt(u) <= c.now
+	return !c.hold.active && c.dueAt(u) <= c.now
 }
 
 // dueAt returns the first whole nanosecond, not before c.now, at which u

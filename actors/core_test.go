@@ -1066,3 +1066,62 @@ func TestCheckLimitBands(t *testing.T) {
 			len(many.GetBands())+1, err)
 	}
 }
+
+// opAcquireHold asks for amount as a hold.
+func opAcquireHold(id uint64, amount float64) coreOp {
+	return coreOp{fmt.Sprintf("acquire(#%d, %v, hold)", id, amount), func(c *core, now int64) string {
+		m := &messages.Acquire{RequestId: id, Amount: amount, Hold: true}
+		c.acquire(now, testSender, m)
+		if _, ok := c.queue.index[keyOf(testSender, id)]; ok && len(c.out) == 0 {
+			return "queued"
+		}
+		return describeOut(c.out)
+	}}
+}
+
+// opCommit commits the hold of request id.
+func opCommit(id uint64) coreOp {
+	return coreOp{fmt.Sprintf("commit(#%d)", id), func(c *core, now int64) string {
+		c.commit(now, keyOf(testSender, id))
+		return describeOut(c.out)
+	}}
+}
+
+func TestCoreHold(t *testing.T) {
+	const ms = time.Millisecond
+	c := newTestCore(t, leakyLimit(10, time.Second, 10), 0, 0)
+
+	runSteps(t, c, []coreStep{
+		// A held grant: the bucket grants nothing else until it ends.
+		{0, opAcquireHold(1, 2), "#1 granted"},
+		{0, opTry(2, 1), "#2 WOULD_WAIT"},
+		{0, opAcquire(3, 1), "queued"},
+		{0, opDue(), "10s"}, // the hold's expiry
+		{50 * ms, opCommit(99), "nothing"},
+		// Committed: the queue moves at once, and the grant stays.
+		{50 * ms, opCommit(1), "#3 granted"},
+		{50 * ms, opLevel(), "level 2.5, 0 queued"},
+
+		// Handed back: undone exactly, and the waiter behind goes.
+		{100 * ms, opAcquireHold(4, 5), "#4 granted"},
+		{100 * ms, opAcquire(5, 7), "queued"},
+		{100 * ms, opRelease(4), "released; #5 granted"},
+		{100 * ms, opLevel(), "level 9, 0 queued"},
+
+		// A hold nobody ends is taken as committed when it expires.
+		{1100 * ms, opAcquireHold(6, 1), "#6 granted"},
+		{1100 * ms, opAcquire(7, 1), "queued"},
+		{1100 * ms, opDue(), "11.1s"},
+		{11100 * ms, opLeak(), "#7 granted"},
+		{11100 * ms, opRelease(6), "kept; nothing"},
+	})
+
+	// A hold whose holder dies ends too; its grant stays.
+	other := &actor.PID{Address: "node-b:8090", Id: "requester"}
+	c.acquire(int64(12*time.Second), other, &messages.Acquire{RequestId: 8, Amount: 1, Hold: true})
+	runSteps(t, c, []coreStep{{12000 * ms, opAcquire(9, 1), "queued"}})
+	c.dropSender(int64(12*time.Second), other)
+	if got := describeOut(c.out); got != "#9 granted" {
+		t.Errorf("after the holder died: %s, want #9 granted", got)
+	}
+}

@@ -53,7 +53,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *messages.Acquire, *messages.TryAcquire, *messages.GetStatus, *messages.SetLimit,
 		*messages.Pause:
 		g.forward(ctx, true)
-	case *messages.Cancel, *messages.Release:
+	case *messages.Cancel, *messages.Release, *messages.Commit:
 		g.forward(ctx, false)
 	case *actor.Terminated:
 		// The bucket stopped (a Stop message): so does the activation, and

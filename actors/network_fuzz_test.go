@@ -35,6 +35,7 @@ var networkTypes = []func() proto.Message{
 	func() proto.Message { return &messages.Status{} },
 	func() proto.Message { return &messages.Limit{} },
 	func() proto.Message { return &actor.DeadLetterResponse{} },
+	func() proto.Message { return &messages.Commit{} },
 }
 
 // restartCounter is a slog handler that counts the bucket's "restarted"
@@ -69,6 +70,8 @@ func FuzzNetworkMessages(f *testing.F) {
 	add(0, &messages.Acquire{RequestId: 1, Amount: math.NaN(), Key: "api"})
 	add(0, &messages.Acquire{RequestId: 2, Amount: math.Inf(1), MaxWaitNanos: math.MinInt64})
 	add(0, &messages.Acquire{RequestId: 3, Amount: 1e300, Key: strings.Repeat("k", 300)})
+	add(0, &messages.Acquire{RequestId: 4, Amount: 1, Key: "api", Hold: true})
+	add(16, &messages.Commit{RequestId: 4, Key: "api"})
 	add(1, &messages.TryAcquire{Amount: -1})
 	add(2, &messages.Cancel{RequestId: 99, Key: "api"})
 	add(3, &messages.Release{RequestId: 7, Key: "nobody"})
@@ -107,6 +110,11 @@ func FuzzNetworkMessages(f *testing.F) {
 
 		for _, target := range []*actor.PID{bucket, registry} {
 			sys.Root.RequestWithCustomSender(target, m, in.pid)
+			if a, ok := m.(*messages.Acquire); ok && a.GetHold() {
+				// A held grant holds the bucket until its holder commits.
+				sys.Root.RequestWithCustomSender(target,
+					&messages.Commit{RequestId: a.GetRequestId(), Key: a.GetKey()}, in.pid)
+			}
 			sys.Root.RequestWithCustomSender(target,
 				&messages.Acquire{RequestId: math.MaxUint64, Amount: 1, Key: "probe"}, in.pid)
 			expectGrant(t, in, m)

@@ -21,6 +21,7 @@ type waiter struct {
 	sender   *actor.PID
 	units    uint64
 	deadline int64 // bucket time after which it is no use granting; 0 for none
+	hold     bool  // granted as a hold (see core.hold)
 	prev     *waiter
 	next     *waiter
 }

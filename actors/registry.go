@@ -173,6 +173,8 @@ func (r *registry) Receive(ctx actor.Context) {
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.Release:
 		r.route(ctx, m.GetKey(), m, ctx.Sender())
+	case *messages.Commit:
+		r.route(ctx, m.GetKey(), m, ctx.Sender())
 	case *messages.Idle:
 		if fromChild(ctx) {
 			r.idle(ctx, ctx.Sender())
@@ -449,7 +451,7 @@ func (r *registry) logger(ctx actor.Context) *slog.Logger {
 // and Release get none.
 func expectsAnswer(msg any) bool {
 	switch msg.(type) {
-	case *messages.Cancel, *messages.Release:
+	case *messages.Cancel, *messages.Release, *messages.Commit:
 		return false
 	}
 

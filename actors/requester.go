@@ -192,6 +192,11 @@ func (r *Requester) PID() *actor.PID {
 	return r.self
 }
 
+// System returns the actor system the requester lives in.
+func (r *Requester) System() *actor.ActorSystem {
+	return r.sys
+}
+
 // Bucket returns the PID of the bucket the requester talks to, resolving
 // it if need be; nil if it cannot be found.
 func (r *Requester) Bucket() *actor.PID {
@@ -276,6 +281,15 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 	r.Recycle(c)
 
 	return true
+}
+
+// Tell sends m, a Cancel, Release or Commit that needs no answer, to the
+// bucket as the requester, so that the bucket matches it with the
+// requester's earlier call.
+func (r *Requester) Tell(m proto.Message) {
+	if pid := r.target.Load(); pid != nil && !r.closed.Load() {
+		r.sys.Root.RequestWithCustomSender(pid, m, r.self)
+	}
 }
 
 // Recycle hands back a call whose reply has been received.

@@ -324,7 +324,13 @@ type Acquire struct {
 	MaxWaitNanos int64 `protobuf:"varint,3,opt,name=max_wait_nanos,json=maxWaitNanos,proto3" json:"max_wait_nanos,omitempty"`
 	// key names the bucket when the request goes through a registry; a
 	// bucket ignores it.
-	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	// hold asks for the grant as a hold, one part of an all-or-nothing
+	// request across buckets: once granted, the bucket grants nothing else
+	// until the sender commits it (Commit) or hands it back (Release), which
+	// then undoes it exactly. A hold that lasts too long (10 s by default)
+	// is taken as committed.
+	Hold          bool `protobuf:"varint,5,opt,name=hold,proto3" json:"hold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,6 +393,66 @@ func (x *Acquire) GetKey() string {
 	return ""
 }
 
+func (x *Acquire) GetHold() bool {
+	if x != nil {
+		return x.Hold
+	}
+	return false
+}
+
+// Commit keeps a held grant and lets the bucket serve its queue again.
+type Commit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Commit) Reset() {
+	*x = Commit{}
+	mi := &file_drip_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Commit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Commit) ProtoMessage() {}
+
+func (x *Commit) ProtoReflect() protoreflect.Message {
+	mi := &file_drip_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Commit.ProtoReflect.Descriptor instead.
+func (*Commit) Descriptor() ([]byte, []int) {
+	return file_drip_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Commit) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *Commit) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // TryAcquire asks for amount units only if they can be granted now and
 // nobody waits. The reply is Granted or Rejected.
 type TryAcquire struct {
@@ -400,7 +466,7 @@ type TryAcquire struct {
 
 func (x *TryAcquire) Reset() {
 	*x = TryAcquire{}
-	mi := &file_drip_proto_msgTypes[3]
+	mi := &file_drip_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +478,7 @@ func (x *TryAcquire) String() string {
 func (*TryAcquire) ProtoMessage() {}
 
 func (x *TryAcquire) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[3]
+	mi := &file_drip_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +491,7 @@ func (x *TryAcquire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TryAcquire.ProtoReflect.Descriptor instead.
 func (*TryAcquire) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{3}
+	return file_drip_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TryAcquire) GetRequestId() uint64 {
@@ -462,7 +528,7 @@ type Granted struct {
 
 func (x *Granted) Reset() {
 	*x = Granted{}
-	mi := &file_drip_proto_msgTypes[4]
+	mi := &file_drip_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +540,7 @@ func (x *Granted) String() string {
 func (*Granted) ProtoMessage() {}
 
 func (x *Granted) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[4]
+	mi := &file_drip_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +553,7 @@ func (x *Granted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Granted.ProtoReflect.Descriptor instead.
 func (*Granted) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{4}
+	return file_drip_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Granted) GetRequestId() uint64 {
@@ -516,7 +582,7 @@ type Rejected struct {
 
 func (x *Rejected) Reset() {
 	*x = Rejected{}
-	mi := &file_drip_proto_msgTypes[5]
+	mi := &file_drip_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +594,7 @@ func (x *Rejected) String() string {
 func (*Rejected) ProtoMessage() {}
 
 func (x *Rejected) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[5]
+	mi := &file_drip_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +607,7 @@ func (x *Rejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejected.ProtoReflect.Descriptor instead.
 func (*Rejected) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{5}
+	return file_drip_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Rejected) GetRequestId() uint64 {
@@ -578,7 +644,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_drip_proto_msgTypes[6]
+	mi := &file_drip_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +656,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[6]
+	mi := &file_drip_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +669,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{6}
+	return file_drip_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Cancel) GetRequestId() uint64 {
@@ -633,7 +699,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_drip_proto_msgTypes[7]
+	mi := &file_drip_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +711,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[7]
+	mi := &file_drip_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +724,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{7}
+	return file_drip_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Release) GetRequestId() uint64 {
@@ -686,7 +752,7 @@ type GetStatus struct {
 
 func (x *GetStatus) Reset() {
 	*x = GetStatus{}
-	mi := &file_drip_proto_msgTypes[8]
+	mi := &file_drip_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +764,7 @@ func (x *GetStatus) String() string {
 func (*GetStatus) ProtoMessage() {}
 
 func (x *GetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[8]
+	mi := &file_drip_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +777,7 @@ func (x *GetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatus.ProtoReflect.Descriptor instead.
 func (*GetStatus) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{8}
+	return file_drip_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatus) GetRequestId() uint64 {
@@ -751,7 +817,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_drip_proto_msgTypes[9]
+	mi := &file_drip_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +829,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[9]
+	mi := &file_drip_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +842,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{9}
+	return file_drip_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Status) GetRequestId() uint64 {
@@ -862,7 +928,7 @@ type SetLimit struct {
 
 func (x *SetLimit) Reset() {
 	*x = SetLimit{}
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +940,7 @@ func (x *SetLimit) String() string {
 func (*SetLimit) ProtoMessage() {}
 
 func (x *SetLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[10]
+	mi := &file_drip_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +953,7 @@ func (x *SetLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimit.ProtoReflect.Descriptor instead.
 func (*SetLimit) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{10}
+	return file_drip_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetLimit) GetRequestId() uint64 {
@@ -925,7 +991,7 @@ type Pause struct {
 
 func (x *Pause) Reset() {
 	*x = Pause{}
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1003,7 @@ func (x *Pause) String() string {
 func (*Pause) ProtoMessage() {}
 
 func (x *Pause) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[11]
+	mi := &file_drip_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1016,7 @@ func (x *Pause) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pause.ProtoReflect.Descriptor instead.
 func (*Pause) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{11}
+	return file_drip_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Pause) GetRequestId() uint64 {
@@ -985,7 +1051,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1063,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[12]
+	mi := &file_drip_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1076,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{12}
+	return file_drip_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Stop) GetRequestId() uint64 {
@@ -1033,7 +1099,7 @@ type ScheduleLeak struct {
 
 func (x *ScheduleLeak) Reset() {
 	*x = ScheduleLeak{}
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1111,7 @@ func (x *ScheduleLeak) String() string {
 func (*ScheduleLeak) ProtoMessage() {}
 
 func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[13]
+	mi := &file_drip_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1124,7 @@ func (x *ScheduleLeak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleLeak.ProtoReflect.Descriptor instead.
 func (*ScheduleLeak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{13}
+	return file_drip_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScheduleLeak) GetDelayNanos() int64 {
@@ -1084,7 +1150,7 @@ type Leak struct {
 
 func (x *Leak) Reset() {
 	*x = Leak{}
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1162,7 @@ func (x *Leak) String() string {
 func (*Leak) ProtoMessage() {}
 
 func (x *Leak) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[14]
+	mi := &file_drip_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1175,7 @@ func (x *Leak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leak.ProtoReflect.Descriptor instead.
 func (*Leak) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{14}
+	return file_drip_proto_rawDescGZIP(), []int{15}
 }
 
 // Idle tells a bucket's parent (a registry) that the bucket has been drained,
@@ -1122,7 +1188,7 @@ type Idle struct {
 
 func (x *Idle) Reset() {
 	*x = Idle{}
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1200,7 @@ func (x *Idle) String() string {
 func (*Idle) ProtoMessage() {}
 
 func (x *Idle) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[15]
+	mi := &file_drip_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1213,7 @@ func (x *Idle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Idle.ProtoReflect.Descriptor instead.
 func (*Idle) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{15}
+	return file_drip_proto_rawDescGZIP(), []int{16}
 }
 
 // Passivate asks an idle bucket to stop. It queues behind every request the
@@ -1162,7 +1228,7 @@ type Passivate struct {
 
 func (x *Passivate) Reset() {
 	*x = Passivate{}
-	mi := &file_drip_proto_msgTypes[16]
+	mi := &file_drip_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1240,7 @@ func (x *Passivate) String() string {
 func (*Passivate) ProtoMessage() {}
 
 func (x *Passivate) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[16]
+	mi := &file_drip_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1253,7 @@ func (x *Passivate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivate.ProtoReflect.Descriptor instead.
 func (*Passivate) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{16}
+	return file_drip_proto_rawDescGZIP(), []int{17}
 }
 
 // Passivated answers Passivate.
@@ -1200,7 +1266,7 @@ type Passivated struct {
 
 func (x *Passivated) Reset() {
 	*x = Passivated{}
-	mi := &file_drip_proto_msgTypes[17]
+	mi := &file_drip_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1278,7 @@ func (x *Passivated) String() string {
 func (*Passivated) ProtoMessage() {}
 
 func (x *Passivated) ProtoReflect() protoreflect.Message {
-	mi := &file_drip_proto_msgTypes[17]
+	mi := &file_drip_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1291,7 @@ func (x *Passivated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Passivated.ProtoReflect.Descriptor instead.
 func (*Passivated) Descriptor() ([]byte, []int) {
-	return file_drip_proto_rawDescGZIP(), []int{17}
+	return file_drip_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Passivated) GetStopped() bool {
@@ -1251,13 +1317,18 @@ const file_drip_proto_rawDesc = "" +
 	"\x04rate\x18\x01 \x01(\x01R\x04rate\x12\x1b\n" +
 	"\tper_nanos\x18\x02 \x01(\x03R\bperNanos\x12\x14\n" +
 	"\x05burst\x18\x03 \x01(\x01R\x05burst\x12!\n" +
-	"\x04mode\x18\x04 \x01(\x0e2\r.drip.v1.ModeR\x04mode\"x\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\r.drip.v1.ModeR\x04mode\"\x8c\x01\n" +
 	"\aAcquire\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12$\n" +
 	"\x0emax_wait_nanos\x18\x03 \x01(\x03R\fmaxWaitNanos\x12\x10\n" +
-	"\x03key\x18\x04 \x01(\tR\x03key\"U\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x12\x12\n" +
+	"\x04hold\x18\x05 \x01(\bR\x04hold\"9\n" +
+	"\x06Commit\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"U\n" +
 	"\n" +
 	"TryAcquire\x12\x1d\n" +
 	"\n" +
@@ -1354,28 +1425,29 @@ func file_drip_proto_rawDescGZIP() []byte {
 }
 
 var file_drip_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_drip_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_drip_proto_goTypes = []any{
 	(Mode)(0),            // 0: drip.v1.Mode
 	(RejectReason)(0),    // 1: drip.v1.RejectReason
 	(*Limit)(nil),        // 2: drip.v1.Limit
 	(*Band)(nil),         // 3: drip.v1.Band
 	(*Acquire)(nil),      // 4: drip.v1.Acquire
-	(*TryAcquire)(nil),   // 5: drip.v1.TryAcquire
-	(*Granted)(nil),      // 6: drip.v1.Granted
-	(*Rejected)(nil),     // 7: drip.v1.Rejected
-	(*Cancel)(nil),       // 8: drip.v1.Cancel
-	(*Release)(nil),      // 9: drip.v1.Release
-	(*GetStatus)(nil),    // 10: drip.v1.GetStatus
-	(*Status)(nil),       // 11: drip.v1.Status
-	(*SetLimit)(nil),     // 12: drip.v1.SetLimit
-	(*Pause)(nil),        // 13: drip.v1.Pause
-	(*Stop)(nil),         // 14: drip.v1.Stop
-	(*ScheduleLeak)(nil), // 15: drip.v1.ScheduleLeak
-	(*Leak)(nil),         // 16: drip.v1.Leak
-	(*Idle)(nil),         // 17: drip.v1.Idle
-	(*Passivate)(nil),    // 18: drip.v1.Passivate
-	(*Passivated)(nil),   // 19: drip.v1.Passivated
+	(*Commit)(nil),       // 5: drip.v1.Commit
+	(*TryAcquire)(nil),   // 6: drip.v1.TryAcquire
+	(*Granted)(nil),      // 7: drip.v1.Granted
+	(*Rejected)(nil),     // 8: drip.v1.Rejected
+	(*Cancel)(nil),       // 9: drip.v1.Cancel
+	(*Release)(nil),      // 10: drip.v1.Release
+	(*GetStatus)(nil),    // 11: drip.v1.GetStatus
+	(*Status)(nil),       // 12: drip.v1.Status
+	(*SetLimit)(nil),     // 13: drip.v1.SetLimit
+	(*Pause)(nil),        // 14: drip.v1.Pause
+	(*Stop)(nil),         // 15: drip.v1.Stop
+	(*ScheduleLeak)(nil), // 16: drip.v1.ScheduleLeak
+	(*Leak)(nil),         // 17: drip.v1.Leak
+	(*Idle)(nil),         // 18: drip.v1.Idle
+	(*Passivate)(nil),    // 19: drip.v1.Passivate
+	(*Passivated)(nil),   // 20: drip.v1.Passivated
 }
 var file_drip_proto_depIdxs = []int32{
 	0, // 0: drip.v1.Limit.mode:type_name -> drip.v1.Mode
@@ -1402,7 +1474,7 @@ func file_drip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drip_proto_rawDesc), len(file_drip_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
