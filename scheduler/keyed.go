@@ -51,6 +51,7 @@ type Keyed struct {
 	req      *actors.Requester
 	buckets  *atomic.Int64
 	stopOnce sync.Once
+	metrics  *keyedMetrics // nil without WithMeterProvider
 }
 
 // NewKeyed spawns a registry of buckets with rules in sys. Every limit and
@@ -76,6 +77,10 @@ func NewKeyed(sys *actor.ActorSystem, rules Rules, opts ...Option) (*Keyed, erro
 		return nil, fmt.Errorf("scheduler: %v", err)
 	}
 	k.req = actors.NewRequester(sys, sys.Root.Spawn(props))
+	if k.metrics, err = newKeyedMetrics(o.meterProvider, k); err != nil {
+		k.Stop()
+		return nil, err
+	}
 
 	return k, nil
 }
@@ -102,7 +107,7 @@ func (k *Keyed) Acquire(ctx context.Context, key string, amount float64) error {
 // from when the live bucket was made. PID returns the registry's PID. Stop
 // does nothing: the bucket belongs to k, so stop k instead.
 func (k *Keyed) For(key string) *Scheduler {
-	s := &Scheduler{req: k.req, key: key}
+	s := &Scheduler{req: k.req, key: key, metrics: k.metrics.bucket(key)}
 
 	// The Requester is k's, shared by every key, and Scheduler.Stop would
 	// close it: use up s's one Stop now.
@@ -132,6 +137,7 @@ func (k *Keyed) Stop() {
 		<-c.Reply()
 		k.req.Recycle(c)
 		k.req.Close("the scheduler stopped")
+		k.metrics.stop()
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/dripsched/drip/actors"
 )
 
@@ -19,6 +21,8 @@ type options struct {
 	name             string        // the bucket's actor name; "" for a generated one
 
 	idleTimeout time.Duration // for NewKeyed; see WithIdleTimeout
+
+	meterProvider metric.MeterProvider // nil for no metrics; see WithMeterProvider
 }
 
 // defaultIdleTimeout is how long a Keyed's bucket stays idle before it is
@@ -79,4 +83,16 @@ func WithName(name string) Option {
 // The default is one minute. It applies to NewKeyed only.
 func WithIdleTimeout(d time.Duration) Option {
 	return func(o *options) { o.idleTimeout = d }
+}
+
+// WithMeterProvider records metrics through mp, an OpenTelemetry
+// MeterProvider: counts of grants and of rejections by reason, the amount
+// granted, a histogram of waits, and gauges of the level and the queue
+// (see MetricGrants and the names after it). Acquire, TryAcquire and Go
+// record as they return; the gauges ask the bucket for its Status at each
+// collection. It applies to New and NewKeyed, where every key is a bucket
+// of its own. Without it, or with a nil mp, nothing is recorded and calls
+// cost nothing more.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.meterProvider = mp }
 }

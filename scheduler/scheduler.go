@@ -28,6 +28,8 @@ type Scheduler struct {
 	owned bool   // New spawned the bucket, so Stop stops it
 	key   string // the bucket's key when req talks to a registry
 
+	metrics *bucketMetrics // nil without WithMeterProvider
+
 	// capacity is the largest amount that can ever fit, when known (owned
 	// buckets), so Go can refuse it at once; 0 when unknown.
 	capacity atomic.Uint64 // math.Float64bits
@@ -57,6 +59,10 @@ func New(sys *actor.ActorSystem, l Limit, opts ...Option) (*Scheduler, error) {
 
 	s := &Scheduler{req: actors.NewRequester(sys, pid), owned: true}
 	s.setCapacity(m)
+	if err := s.instrument(o.meterProvider); err != nil {
+		s.Stop()
+		return nil, err
+	}
 
 	return s, nil
 }
@@ -100,7 +106,11 @@ func Attach(sys *actor.ActorSystem, pid *actor.PID, opts ...Option) *Scheduler {
 // ErrInvalidAmount or ErrTooLarge for an amount that can never be granted.
 // If ctx ends first, it returns ctx.Err() unchanged and its place in the
 // queue is freed for the waiter behind it.
-func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
+func (s *Scheduler) Acquire(ctx context.Context, amount float64) (err error) {
+	if s.metrics != nil {
+		defer s.metrics.finish(ctx, amount, time.Now(), &err)
+	}
+
 	m, err := s.acquireMessage(ctx, amount)
 	if err != nil {
 		return err
@@ -134,15 +144,21 @@ func (s *Scheduler) Acquire(ctx context.Context, amount float64) error {
 // passing anyone: it fails whenever somebody waits. It never waits for
 // capacity, though it does take one round trip to the bucket.
 func (s *Scheduler) TryAcquire(amount float64) bool {
-	if s.checkAmount(amount) != nil {
+	var err error
+	if s.metrics != nil {
+		defer s.metrics.finish(context.Background(), amount, time.Now(), &err)
+	}
+
+	if err = s.checkAmount(amount); err != nil {
 		return false
 	}
 
 	c := s.req.Start(&messages.TryAcquire{Amount: amount, Key: s.key}, nil)
 	reply := <-c.Reply()
 	s.req.Recycle(c)
+	err = replyError(reply)
 
-	return replyError(reply) == nil
+	return err == nil
 }
 
 // Go queues task behind amount units and returns at once: it never blocks
@@ -153,7 +169,11 @@ func (s *Scheduler) TryAcquire(amount float64) bool {
 // above the bucket's capacity (for a Scheduler made by New), or a stopped
 // Scheduler. A request refused later by the bucket, such as for a full
 // queue or an unmeetable deadline, leaves task unstarted.
-func (s *Scheduler) Go(ctx context.Context, amount float64, task func(context.Context)) error {
+func (s *Scheduler) Go(ctx context.Context, amount float64,
+	task func(context.Context)) (err error) {
+	g := &goCall{metrics: s.metrics.begin(ctx, amount)}
+	defer g.metrics.refused(&err)
+
 	m, err := s.acquireMessage(ctx, amount)
 	if err != nil {
 		return err
@@ -162,7 +182,6 @@ func (s *Scheduler) Go(ctx context.Context, amount float64, task func(context.Co
 		return fmt.Errorf("%w: amount %v exceeds the bucket's capacity %v", ErrTooLarge, amount, c)
 	}
 
-	g := &goCall{}
 	s.req.Start(m, func(reply proto.Message) { g.replied(ctx, reply, task) })
 	g.watch(ctx, s.req, m.GetRequestId())
 
@@ -174,6 +193,8 @@ type goCall struct {
 	mu   sync.Mutex
 	done bool        // the reply came
 	stop func() bool // stops the context watch
+
+	metrics *goMetrics // records the outcome; nil without metrics
 }
 
 // watch withdraws the call when ctx ends, unless the reply came first.
@@ -182,7 +203,11 @@ func (g *goCall) watch(ctx context.Context, req *actors.Requester, id uint64) {
 	defer g.mu.Unlock()
 
 	if !g.done {
-		g.stop = context.AfterFunc(ctx, func() { req.Abandon(id, true) })
+		g.stop = context.AfterFunc(ctx, func() {
+			if req.Abandon(id, true) {
+				g.metrics.ended(ctx.Err())
+			}
+		})
 	}
 }
 
@@ -197,6 +222,7 @@ func (g *goCall) replied(ctx context.Context, reply proto.Message, task func(con
 	if stop != nil {
 		stop()
 	}
+	g.metrics.replied(reply)
 	if _, ok := reply.(*messages.Granted); ok {
 		go task(ctx)
 	}
@@ -275,6 +301,7 @@ func (s *Scheduler) Stop() {
 			s.req.Recycle(c)
 		}
 		s.req.Close("the scheduler stopped")
+		s.metrics.stop()
 	})
 }
 
