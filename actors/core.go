@@ -179,8 +179,11 @@ func (c *core) startHold(asked bool) {
 		return
 	}
 
-	c.hold = hold{active: true, sender: c.last.sender, request: c.last.request,
-		until: c.now + c.maxHold}
+	until := forever // saturating: a hold that long never expires
+	if c.maxHold < forever-c.now {
+		until = c.now + c.maxHold
+	}
+	c.hold = hold{active: true, sender: c.last.sender, request: c.last.request, until: until}
 }
 
 // commit ends the hold of request k, keeping its grant, and lets the queue
