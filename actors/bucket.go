@@ -39,6 +39,10 @@ type BucketSpec struct {
 	// activation may be the successor of one on a member that died.
 	StartFull bool
 
+	// timer is the timer actor's PID, when the spawner has it: one PID for
+	// all its buckets instead of one each (a registry of 100,000 keys).
+	timer *actor.PID
+
 	// beforeDecide, when set by tests, runs before each Acquire or
 	// TryAcquire is decided; a panic in it is a failure of the bucket.
 	beforeDecide func(msg any)
@@ -180,7 +184,10 @@ func (b *bucket) Receive(ctx actor.Context) {
 func (b *bucket) started(ctx actor.Context) {
 	b.incarnations++
 	if b.timer == nil {
-		b.timer = Timer(ctx.ActorSystem())
+		b.timer = b.spec.timer
+		if b.timer == nil {
+			b.timer = Timer(ctx.ActorSystem())
+		}
 	}
 	if b.incarnations == 1 {
 		return

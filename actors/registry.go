@@ -128,6 +128,8 @@ type registry struct {
 	stopping  bool      // new requests are refused
 	stopAsked bool      // Stop came: stop once no bucket is left
 	stoppers  []stopper // senders of Stop, answered then
+
+	timer *actor.PID // the timer actor, shared by every bucket
 }
 
 // heldMessage is a message held back for a bucket, with its sender.
@@ -241,9 +243,12 @@ func (r *registry) spawn(ctx actor.Context, key string, msg any,
 	}
 
 	_, full := r.full[key]
+	if r.timer == nil {
+		r.timer = Timer(ctx.ActorSystem())
+	}
 	props, err := BucketProps(BucketSpec{Limit: l, Key: key, MaxQueue: r.spec.MaxQueue,
 		MaxQueuedAmount: r.spec.MaxQueuedAmount, Logger: r.spec.Logger,
-		IdleAfter: r.spec.IdleAfter, StartFull: full})
+		IdleAfter: r.spec.IdleAfter, StartFull: full, timer: r.timer})
 	if err != nil { // RegistryProps and NewRules checked all of it
 		r.reject(ctx, msg, sender, true, messages.RejectReason_REJECT_REASON_INVALID_LIMIT,
 			fmt.Sprintf("key %q: %v", key, err))
