@@ -1,0 +1,233 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// ms is shorthand for a number of milliseconds.
+func ms(n float64) time.Duration {
+	return time.Duration(n * float64(time.Millisecond))
+}
+
+func TestLeakyIdeal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		amounts     []int
+		rate, burst int
+		want        []time.Duration
+	}{
+		{"burst goes at once", []int{1, 1, 1}, 10, 3, []time.Duration{0, 0, 0}},
+		{"then one per 1/rate", []int{1, 1, 1, 1}, 10, 2, []time.Duration{0, 0, ms(100), ms(200)}},
+		{"weights count in full", []int{1, 10, 1}, 10, 10, []time.Duration{0, ms(100), ms(200)}},
+		{"rounded up to the nanosecond", []int{1, 1}, 3, 1, []time.Duration{0, 333333334}},
+		{"burst one, per unit", []int{1, 1, 10}, 100, 1, []time.Duration{0, ms(10), ms(110)}},
+	}
+	for _, tt := range tests {
+		if got := leakyIdeal(tt.amounts, tt.rate, tt.burst, time.Second); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: leakyIdeal(%v, rate %d, burst %d) = %v, want %v",
+				tt.name, tt.amounts, tt.rate, tt.burst, got, tt.want)
+		}
+	}
+}
+
+func TestSlidingIdeal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		amounts []int
+		rate    int
+		want    []time.Duration
+	}{
+		{"a window at once", []int{1, 1, 1}, 3, []time.Duration{0, 0, 0}},
+		{"the next when the first leaves", []int{1, 1, 1, 1}, 3,
+			[]time.Duration{0, 0, 0, time.Second}},
+		{"a heavy one waits for room, FIFO", []int{2, 1, 2, 1}, 3,
+			[]time.Duration{0, 0, time.Second, time.Second}},
+		{"room frees unit by unit", []int{3, 3}, 3, []time.Duration{0, time.Second}},
+	}
+	for _, tt := range tests {
+		if got := slidingIdeal(tt.amounts, tt.rate, time.Second); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: slidingIdeal(%v, rate %d) = %v, want %v",
+				tt.name, tt.amounts, tt.rate, got, tt.want)
+		}
+	}
+}
+
+func TestWindowStats(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		grants     []grant
+		limit      int
+		most, over int
+	}{
+		{"none", nil, 1, 0, 0},
+		{"windows are half-open", []grant{{0, 2}, {time.Second, 2}}, 2, 2, 0},
+		{"one nanosecond inside", []grant{{0, 2}, {time.Second - 1, 2}}, 3, 4, 1},
+		{"a batch is one window", []grant{{0, 1}, {0, 1}, {0, 1}}, 2, 3, 1},
+		{"later windows count too", []grant{{0, 1}, {ms(500), 1}, {ms(1200), 5}}, 5, 6, 1},
+	}
+	for _, tt := range tests {
+		most, over := windowStats(tt.grants, time.Second, tt.limit)
+		if most != tt.most || over != tt.over {
+			t.Errorf("%s: windowStats(%v, 1s, %d) = %d, %d; want %d, %d",
+				tt.name, tt.grants, tt.limit, most, over, tt.most, tt.over)
+		}
+	}
+}
+
+func TestSteadyRate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		grants []grant
+		end    time.Duration
+		want   float64
+	}{
+		{"no time after the first window", []grant{{0, 5}}, time.Second, 0},
+		{"the first window is skipped", []grant{{0, 100}, {time.Second, 1}, {ms(1500), 1},
+			{2 * time.Second, 1}}, 3 * time.Second, 1.5},
+		{"the end is excluded", []grant{{ms(1100), 1}, {ms(1200), 10}, {ms(2000), 1}},
+			2 * time.Second, 11},
+	}
+	for _, tt := range tests {
+		if got := steadyRate(tt.grants, time.Second, tt.end); got != tt.want {
+			t.Errorf("%s: steadyRate(%v, 1s, %v) = %v, want %v",
+				tt.name, tt.grants, tt.end, got, tt.want)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	sorted := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	tests := []struct {
+		values []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{nil, 0.5, 0},
+		{sorted, 0.5, 5},
+		{sorted, 0.99, 10},
+		{sorted, 1, 10},
+		{sorted, 0.01, 1},
+		{[]time.Duration{-3, 7}, 0.5, -3},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.values, tt.q); got != tt.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", tt.values, tt.q, got, tt.want)
+		}
+	}
+}
+
+func TestLateness(t *testing.T) {
+	t.Parallel()
+	at := []time.Duration{ms(5), notGranted, ms(1), ms(30)}
+	ideal := []time.Duration{ms(2), ms(3), ms(4), ms(10)}
+	want := []time.Duration{ms(-3), ms(3), ms(20)}
+	if got := lateness(at, ideal); !slices.Equal(got, want) {
+		t.Errorf("lateness(%v, %v) = %v, want %v", at, ideal, got, want)
+	}
+}
+
+func TestFIFOViolations(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		at        []time.Duration
+		tolerance time.Duration
+		want      int
+	}{
+		{"in order", []time.Duration{0, ms(1), ms(1), ms(2)}, 0, 0},
+		{"one overtakes", []time.Duration{ms(10), ms(5), ms(20)}, 0, 1},
+		{"every later one counts", []time.Duration{ms(10), ms(1), ms(2), ms(3)}, 0, 3},
+		{"within tolerance", []time.Duration{ms(10), ms(8)}, ms(5), 0},
+		{"beyond tolerance", []time.Duration{ms(10), ms(4)}, ms(5), 1},
+		{"granted before one never granted", []time.Duration{notGranted, ms(1)}, ms(5), 1},
+		{"not granted is no violation", []time.Duration{ms(1), notGranted}, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := fifoViolations(tt.at, tt.tolerance); got != tt.want {
+			t.Errorf("%s: fifoViolations(%v, %v) = %d, want %d",
+				tt.name, tt.at, tt.tolerance, got, tt.want)
+		}
+	}
+}
+
+func TestParseFlagsQuick(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"-quick", "-accuracy-time", "3s", "-rates", "5,7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.accuracyTime != 3*time.Second || cfg.idleTime != 2*time.Second ||
+		!slices.Equal(cfg.rates, []int{5, 7}) {
+		t.Errorf("parseFlags: accuracy %v, idle %v, rates %v; want 3s, 2s, [5 7]",
+			cfg.accuracyTime, cfg.idleTime, cfg.rates)
+	}
+	if _, err := parseFlags([]string{"-sections", "speed"}); err == nil ||
+		!strings.Contains(err.Error(), `"speed"`) {
+		t.Errorf("parseFlags(-sections speed) = %v, want an error naming it", err)
+	}
+}
+
+// TestSmallestRunWritesReport runs every section at its smallest and
+// checks that the report and plots exist and name every peer.
+func TestSmallestRunWritesReport(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config{out: dir, command: "go run ./examples/bench (test)", sections: allSections,
+		benchTime: 20 * time.Millisecond, goroutines: []int{1, 4},
+		accuracyTime: 600 * time.Millisecond, rates: []int{50},
+		waiters: 1000, keys: 100, timerSizes: []int{10}, idleBuckets: 10,
+		idleTime: 50 * time.Millisecond}
+	if err := run(cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	report := readFile(t, filepath.Join(dir, "BENCHMARKS.md"))
+	for _, want := range []string{peerDrip, peerXRate, peerUber, peerFuture, peerRaw, actorDrip,
+		actorRaw, limDripSliding, limDripLeaky, limXRate, limUber, cfg.command,
+		plotGrants, plotLateness, plotThroughput, "## Targets", "## Scale"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("BENCHMARKS.md does not mention %q", want)
+		}
+	}
+
+	plots := map[string][]string{
+		plotThroughput: {peerDrip, peerXRate, peerUber, peerFuture, peerRaw, actorDrip},
+		plotGrants:     {limDripSliding, limDripLeaky, limXRate, limUber},
+		plotLateness:   {limDripSliding, limDripLeaky, limXRate, limUber},
+	}
+	for name, legend := range plots {
+		svg := readFile(t, filepath.Join(dir, name))
+		for _, want := range legend {
+			if !strings.Contains(svg, want) {
+				t.Errorf("%s does not name %q", name, want)
+			}
+		}
+	}
+}
+
+// readFile returns the contents of path, failing t if it cannot be read.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return string(b)
+}
