@@ -5,10 +5,11 @@
 //	go run ./examples/bench -quick     # a short run, under a minute
 //	go run ./examples/bench -sections throughput,accuracy -out /tmp/bench
 //
-// It has three sections. Throughput asks drip, golang.org/x/time/rate,
+// It has four sections. Throughput asks drip, golang.org/x/time/rate,
 // go.uber.org/ratelimit and protoactor's raw request/response for units
 // nobody runs short of, from 1, 64 and 1024 goroutines, and from an actor
-// keeping 1000 requests in flight. Accuracy runs a weighted mix at 100,
+// keeping 1000 requests in flight. Remote does the same over loopback
+// between two child processes, against protoactor's raw remote round trip. Accuracy runs a weighted mix at 100,
 // 1,000 and 10,000 per second in real time through every limiter and
 // compares each grant with the exact ideal schedule. Scale queues a million
 // waiters on one bucket, makes 100,000 keyed buckets, times the timer
@@ -39,7 +40,7 @@ const (
 	sectionScale      = "scale"
 )
 
-var allSections = []string{sectionThroughput, sectionAccuracy, sectionScale}
+var allSections = []string{sectionThroughput, sectionRemote, sectionAccuracy, sectionScale}
 
 // config is what a run measures and where it writes.
 type config struct {
@@ -67,6 +68,8 @@ func (cfg config) has(section string) bool {
 
 // main parses the flags, runs the chosen sections and writes the report.
 func main() {
+	serveRemoteIfChild()
+
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -171,6 +174,7 @@ type results struct {
 	started    time.Time
 	took       time.Duration
 	throughput *throughputResults
+	remote     *remoteResults
 	accuracy   *accuracyResults
 	scale      *scaleResults
 }
@@ -188,6 +192,12 @@ func run(cfg config, w io.Writer) error {
 		fmt.Fprintln(w, "throughput...")
 		if res.throughput, err = runThroughput(cfg); err != nil {
 			return fmt.Errorf("throughput: %w", err)
+		}
+	}
+	if cfg.has(sectionRemote) {
+		fmt.Fprintln(w, "remote...")
+		if res.remote, err = runRemote(cfg); err != nil {
+			return fmt.Errorf("remote: %w", err)
 		}
 	}
 	if cfg.has(sectionAccuracy) {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	serveRemoteIfChild() // the remote section runs this binary as its children
 	goleak.VerifyTestMain(m)
 }
 
@@ -200,7 +201,7 @@ func TestSmallestRunWritesReport(t *testing.T) {
 	report := readFile(t, filepath.Join(dir, "BENCHMARKS.md"))
 	for _, want := range []string{peerDrip, peerXRate, peerUber, peerFuture, peerRaw, actorDrip,
 		actorRaw, limDripSliding, limDripLeaky, limXRate, limUber, cfg.command,
-		plotGrants, plotLateness, plotThroughput, "## Targets", "## Scale"} {
+		plotGrants, plotLateness, plotThroughput, "## Targets", "## Remote", "## Scale"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("BENCHMARKS.md does not mention %q", want)
 		}

@@ -27,14 +27,13 @@ const inFlight = 1000
 
 // Peer names, as the tables and plots show them.
 const (
-	peerDrip    = "drip Acquire"
-	peerXRate   = "x/time/rate WaitN"
-	peerUber    = "uber Take"
-	peerFuture  = "protoactor RequestFuture"
-	peerRaw     = "protoactor raw"
-	actorDrip   = "drip bucket"
-	actorRaw    = "protoactor raw actor"
-	remoteNotes = "go test -run '^$' -bench Remote -benchmem ./scheduler"
+	peerDrip   = "drip Acquire"
+	peerXRate  = "x/time/rate WaitN"
+	peerUber   = "uber Take"
+	peerFuture = "protoactor RequestFuture"
+	peerRaw    = "protoactor raw"
+	actorDrip  = "drip bucket"
+	actorRaw   = "protoactor raw actor"
 )
 
 // goroutinePeer is a limiter asked for one unit at a time by goroutines.
