@@ -61,7 +61,8 @@ func withAnyLimit(spec actors.BucketSpec) actors.BucketSpec {
 // waiting there fail with ErrUnreachable (within 2 s by default; see
 // WithUnreachableAfter), and the next calls go to the key's new
 // activation once the cluster has noticed. Stop withdraws the Scheduler's
-// own waiters and leaves the bucket running.
+// own waiters and leaves the bucket running. With WithMeterProvider its
+// metrics name the bucket by key.
 func Cluster(c *cluster.Cluster, key string, opts ...Option) (*Scheduler, error) {
 	if c == nil {
 		return nil, errors.New("scheduler: the cluster is nil")
@@ -75,8 +76,13 @@ func Cluster(c *cluster.Cluster, key string, opts ...Option) (*Scheduler, error)
 	forget := func(pid *actor.PID) { c.PidCache.RemoveByValue(key, actors.GrainKind, pid) }
 	req := actors.NewRequester(c.ActorSystem, nil, actors.WithResolver(lookup.get, forget),
 		actors.WithUnreachableAfter(o.unreachableAfter))
+	s := &Scheduler{req: req}
+	if err := s.instrument(o.meterProvider, key); err != nil {
+		req.Close("the scheduler could not be made")
+		return nil, err
+	}
 
-	return &Scheduler{req: req}, nil
+	return s, nil
 }
 
 // clusterLookup finds a key's activation, giving up after timeout.

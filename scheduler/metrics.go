@@ -235,8 +235,9 @@ func newBucketMetrics(in *instruments, bucket string) *bucketMetrics {
 }
 
 // instrument makes s record its calls and report its bucket's gauges
-// through mp; a nil mp records nothing. The bucket is named by its PID id.
-func (s *Scheduler) instrument(mp metric.MeterProvider) error {
+// through mp; a nil mp records nothing. The bucket is named name, or by its
+// PID id if name is empty.
+func (s *Scheduler) instrument(mp metric.MeterProvider, name string) error {
 	if mp == nil {
 		return nil
 	}
@@ -245,7 +246,10 @@ func (s *Scheduler) instrument(mp metric.MeterProvider) error {
 		return err
 	}
 
-	b := newBucketMetrics(in, s.req.Bucket().GetId())
+	if name == "" {
+		name = s.req.Bucket().GetId()
+	}
+	b := newBucketMetrics(in, name)
 	b.reg, err = in.register(func(ctx context.Context, o metric.Observer) {
 		b.flush()
 		if st, err := s.Status(ctx); err == nil { // a stopped bucket has no gauges

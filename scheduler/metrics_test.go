@@ -348,3 +348,28 @@ func TestWithoutMeterProviderRecordsNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestAttachedMetricsNameTheBucket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMeters(t)
+		sys := newSystem()
+		owner, err := scheduler.New(sys, scheduler.Limit{Rate: 10}, scheduler.WithName("api"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer owner.Stop()
+
+		// Another handle on the same bucket, as a remote node would have.
+		s := scheduler.Attach(sys, owner.PID(), scheduler.WithMeterProvider(m.provider))
+		for range 3 {
+			if err := s.Acquire(context.Background(), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := points(t, m.collect(t), scheduler.MetricGrants)
+		if want := map[string]float64{"drip.bucket=api": 3}; !maps.Equal(got, want) {
+			t.Errorf("%s = %v, want %v", scheduler.MetricGrants, got, want)
+		}
+		s.Stop()
+	})
+}

@@ -59,7 +59,7 @@ func New(sys *actor.ActorSystem, l Limit, opts ...Option) (*Scheduler, error) {
 
 	s := &Scheduler{req: actors.NewRequester(sys, pid), owned: true}
 	s.setCapacity(m)
-	if err := s.instrument(o.meterProvider); err != nil {
+	if err := s.instrument(o.meterProvider, ""); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -83,7 +83,8 @@ func spawn(sys *actor.ActorSystem, props *actor.Props, name string) (*actor.PID,
 
 // Attach returns a Scheduler for the bucket at pid, which may live in
 // another actor system or on another node (over protoactor remote). Options
-// that describe a bucket have no effect here; WithUnreachableAfter does.
+// that describe a bucket have no effect here; WithUnreachableAfter and
+// WithMeterProvider do.
 //
 // If the bucket stops, calls fail with ErrStopped. If its node dies or goes
 // silent, the calls waiting fail with ErrUnreachable within a bounded time,
@@ -94,8 +95,15 @@ func spawn(sys *actor.ActorSystem, props *actor.Props, name string) (*actor.PID,
 func Attach(sys *actor.ActorSystem, pid *actor.PID, opts ...Option) *Scheduler {
 	o := buildOptions(opts)
 
-	return &Scheduler{req: actors.NewRequester(sys, pid,
+	s := &Scheduler{req: actors.NewRequester(sys, pid,
 		actors.WithUnreachableAfter(o.unreachableAfter))}
+	if pid != nil {
+		// The SDK's only errors are for instruments it cannot make, and
+		// then the Scheduler works without them.
+		_ = s.instrument(o.meterProvider, pid.GetId())
+	}
+
+	return s
 }
 
 // Acquire waits until amount units are granted, in FIFO order: nobody who
