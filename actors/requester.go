@@ -104,9 +104,17 @@ type callShard struct {
 // Call is one request in flight. Its reply arrives on Reply, or goes to the
 // callback given to Start.
 type Call struct {
-	id      uint64
-	key     string // the key of the request, for routing its Cancel
-	waiting bool   // registered and not yet answered or abandoned
+	id  uint64
+	key string // the key of the request, for routing its Cancel
+
+	// acquire and env are the Acquire message and its envelope that the
+	// slot keeps between calls, so that StartAcquire allocates neither.
+	// They are reused only after the bucket's own reply: a call abandoned
+	// or answered here may leave them on their way, so it drops them.
+	acquire *messages.Acquire
+	env     *actor.MessageEnvelope
+
+	waiting bool // registered and not yet answered or abandoned
 	reply   chan proto.Message
 	onReply func(proto.Message)
 }
@@ -213,6 +221,29 @@ func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 	c := r.register(onReply)
 	c.key = setRequestID(m, c.id)
 
+	return r.send(c, m)
+}
+
+// StartAcquire is Start for an Acquire of amount under key, waiting at most
+// maxWait (0 for no limit), whose reply goes to the call's Reply channel.
+// It is the Go API's hot path: the message and its envelope are the
+// slot's, reused from call to call.
+func (r *Requester) StartAcquire(amount float64, maxWait int64, key string) *Call {
+	c := r.register(nil)
+	if c.acquire == nil {
+		c.acquire = &messages.Acquire{}
+		c.env = &actor.MessageEnvelope{Message: c.acquire, Sender: r.self}
+	}
+	a := c.acquire
+	a.RequestId, a.Amount, a.MaxWaitNanos, a.Key, a.Hold = c.id, amount, maxWait, key, false
+	c.key = key
+
+	return r.send(c, c.env)
+}
+
+// send sends msg, c's request or its envelope, to the bucket, or answers c
+// at once if there is no bucket to send it to.
+func (r *Requester) send(c *Call, msg any) *Call {
 	// Close may have run between the check a caller made and register: it
 	// would have missed this call, so answer it here.
 	if r.closed.Load() {
@@ -231,7 +262,11 @@ func (r *Requester) Start(m proto.Message, onReply func(proto.Message)) *Call {
 		r.watchBucket(pid)
 		r.live.callStarted()
 	}
-	r.sys.Root.RequestWithCustomSender(pid, m, r.self)
+	if env, ok := msg.(*actor.MessageEnvelope); ok {
+		r.sys.Root.Send(pid, env) // an envelope goes as it is, sender and all
+		return c
+	}
+	r.sys.Root.RequestWithCustomSender(pid, msg, r.self)
 
 	return c
 }
@@ -278,6 +313,7 @@ func (r *Requester) Abandon(id uint64, cancel bool) bool {
 		r.sys.Root.RequestWithCustomSender(pid,
 			&messages.Cancel{RequestId: id, Key: c.key}, r.self)
 	}
+	c.acquire, c.env = nil, nil // the Acquire may still be on its way
 	r.Recycle(c)
 
 	return true
@@ -467,16 +503,20 @@ func (r *Requester) deliver(id uint64, m proto.Message) bool {
 	if c == nil {
 		return false
 	}
+	r.hand(c, m)
 
+	return true
+}
+
+// hand gives m, the reply, to c, taken already.
+func (r *Requester) hand(c *Call, m proto.Message) {
 	if c.onReply != nil {
 		f := c.onReply
 		r.Recycle(c)
 		f(m)
-		return true
+		return
 	}
 	c.reply <- m // never blocks: the channel has room for the only reply
-
-	return true
 }
 
 // take returns the waiting call with id and marks it answered, or returns
@@ -507,8 +547,15 @@ func (r *Requester) fail(id uint64, detail string) {
 	r.reject(id, messages.RejectReason_REJECT_REASON_STOPPED, detail)
 }
 
+// reject answers call id here, not from the bucket: its Acquire may still
+// be on its way (to a node that went silent, say), so the slot gives it up.
 func (r *Requester) reject(id uint64, reason messages.RejectReason, detail string) {
-	r.deliver(id, &messages.Rejected{RequestId: id, Reason: reason, Detail: detail})
+	c := r.take(id)
+	if c == nil {
+		return
+	}
+	c.acquire, c.env = nil, nil
+	r.hand(c, &messages.Rejected{RequestId: id, Reason: reason, Detail: detail})
 }
 
 // failAll answers every waiting call with a rejection for reason.

@@ -191,3 +191,42 @@ func TestBucketStartFullGrantsNothingUntilDrained(t *testing.T) {
 		})
 	}
 }
+
+func TestRequesterReusesAnAcquireOnlyAfterItsReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := newSystem()
+		bucket := newInbox(sys, "bucket")
+		r := NewRequester(sys, bucket.pid)
+
+		// Answered by the bucket: the slot keeps the message for its next
+		// call.
+		c := r.StartAcquire(2, 0, "api")
+		sent := (<-bucket.got).(*messages.Acquire)
+		if sent.GetAmount() != 2 || sent.GetKey() != "api" || sent.GetRequestId() != c.ID() {
+			t.Fatalf("sent %v, want 2 units of api as request %d", sent, c.ID())
+		}
+		r.SendUserMessage(r.PID(), &messages.Granted{RequestId: c.ID()})
+		<-c.Reply()
+		r.Recycle(c)
+		if c.acquire != sent {
+			t.Error("an Acquire answered by the bucket was not kept for reuse")
+		}
+
+		// Abandoned, or answered here: the message may still be on its way,
+		// so the slot lets it go.
+		c = r.StartAcquire(1, 0, "")
+		<-bucket.got
+		if !r.Abandon(c.ID(), false) || c.acquire != nil {
+			t.Error("an abandoned call kept its Acquire")
+		}
+		c = r.StartAcquire(1, 0, "")
+		<-bucket.got
+		r.failAll(messages.RejectReason_REJECT_REASON_UNREACHABLE, "test")
+		<-c.Reply()
+		if c.acquire != nil {
+			t.Error("a call answered by the requester kept its Acquire")
+		}
+		r.Recycle(c)
+		r.Close("test over")
+	})
+}

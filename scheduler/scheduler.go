@@ -119,12 +119,12 @@ func (s *Scheduler) Acquire(ctx context.Context, amount float64) (err error) {
 		defer s.metrics.finish(ctx, amount, time.Now(), &err)
 	}
 
-	m, err := s.acquireMessage(ctx, amount)
+	maxWait, err := s.checkAcquire(ctx, amount)
 	if err != nil {
 		return err
 	}
 
-	c := s.req.Start(m, nil)
+	c := s.req.StartAcquire(amount, maxWait, s.key)
 	if ctx.Done() == nil { // cannot be cancelled: a plain receive is cheaper
 		reply := <-c.Reply()
 		s.req.Recycle(c)
@@ -338,19 +338,29 @@ func (s *Scheduler) call(ctx context.Context, m proto.Message) (proto.Message, e
 
 // acquireMessage checks what can be checked here and builds the Acquire.
 func (s *Scheduler) acquireMessage(ctx context.Context, amount float64) (*messages.Acquire, error) {
-	if err := s.checkAmount(amount); err != nil {
+	maxWait, err := s.checkAcquire(ctx, amount)
+	if err != nil {
 		return nil, err
+	}
+
+	return &messages.Acquire{Amount: amount, Key: s.key, MaxWaitNanos: maxWait}, nil
+}
+
+// checkAcquire checks what can be checked here and returns how long the
+// request may wait: until ctx's deadline, or 0 for no limit.
+func (s *Scheduler) checkAcquire(ctx context.Context, amount float64) (int64, error) {
+	if err := s.checkAmount(amount); err != nil {
+		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return 0, err
 	}
 
-	m := &messages.Acquire{Amount: amount, Key: s.key}
 	if deadline, ok := ctx.Deadline(); ok {
-		m.MaxWaitNanos = max(int64(time.Until(deadline)), 1)
+		return max(int64(time.Until(deadline)), 1), nil
 	}
 
-	return m, nil
+	return 0, nil
 }
 
 // checkAmount refuses, without a round trip, what no bucket can grant.
