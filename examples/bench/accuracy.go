@@ -39,6 +39,7 @@ const oversubscribe = 1.02
 const (
 	limDripSliding = "drip sliding window"
 	limDripLeaky   = "drip leaky bucket"
+	limDripInTurn  = "drip leaky, Acquire in turn"
 	limXRate       = "x/time/rate WaitN"
 	limUber        = "uber Take per unit"
 )
@@ -62,6 +63,8 @@ var limiters = []limiter{
 		func(r int) int { return r }, grantDrip(scheduler.SlidingWindow)},
 	{limDripLeaky, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
 		func(r int) int { return 2 * r }, grantDrip(scheduler.LeakyBucket)},
+	{limDripInTurn, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
+		func(r int) int { return 2 * r }, grantDripInTurn},
 	{limXRate, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
 		func(r int) int { return 2 * r }, grantXRate},
 	{limUber, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, 1, per) },
@@ -81,6 +84,7 @@ type accuracyRun struct {
 	overLag   int     // windows [t, t+per-startLag) over the rate
 	bound     int
 	p50, p99  time.Duration
+	timerP99  time.Duration // p99 of the grants after the first window
 	maxLate   time.Duration
 	early     int
 	fifo      int
@@ -201,6 +205,7 @@ func measureRun(l limiter, r int, d time.Duration, amounts []int,
 	late := lateness(at, ideal)
 	run.lateSorts = late
 	run.p50, run.p99 = percentile(late, 0.50), percentile(late, 0.99)
+	run.timerP99 = percentile(timerLateness(at, ideal, per), 0.99)
 	if len(late) > 0 {
 		run.maxLate = late[len(late)-1]
 	}
@@ -249,6 +254,30 @@ func grantDrip(mode scheduler.Mode) func(context.Context, *actor.ActorSystem, in
 
 		return nil
 	}
+}
+
+// grantDripInTurn asks a leaky bucket for one request after another with
+// Acquire from one goroutine, and records each grant as Acquire returns:
+// no task start, so what is late is the timer's doing.
+func grantDripInTurn(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
+	record func(int)) error {
+	s, err := scheduler.New(sys, scheduler.Limit{Rate: float64(r), Per: per})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+
+	for i, a := range amounts {
+		if err := s.Acquire(ctx, float64(a)); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("request %d of %d: %w", i, a, err)
+		}
+		record(i)
+	}
+
+	return nil
 }
 
 // grantXRate submits each request from its own goroutine, started in

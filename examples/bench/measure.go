@@ -134,6 +134,21 @@ func lateness(at, ideal []time.Duration) []time.Duration {
 	return late
 }
 
+// timerLateness is lateness for the grants whose ideal time is from or
+// later: those past the initial burst or first window, which each wait for
+// a timer wake-up, and not for a whole burst's tasks to start at once.
+func timerLateness(at, ideal []time.Duration, from time.Duration) []time.Duration {
+	var late []time.Duration
+	for i, t := range at {
+		if t != notGranted && ideal[i] >= from {
+			late = append(late, t-ideal[i])
+		}
+	}
+	slices.Sort(late)
+
+	return late
+}
+
 // percentile returns the nearest-rank q-quantile (0 < q <= 1) of sorted:
 // the smallest value with at least a fraction q of them at or below it. It
 // returns 0 for no values.
