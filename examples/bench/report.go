@@ -410,8 +410,9 @@ func writeScale(b *strings.Builder, s *scaleResults) {
 			f.perWake, float64(f.perWake)/math.Log2(float64(f.buckets)))
 	}
 	fmt.Fprintf(b, "| %s idle buckets (`scheduler.New`) for %v: CPU used (user + system) | "+
-		"%v (%.3f%% of one CPU), %.2f goroutines each |\n", count(s.idleBuckets), s.idleTime,
-		s.idleCPU, 100*s.idleCPU.Seconds()/s.idleTime.Seconds(), s.idleRoutine)
+		"%v (%.3f%% of one CPU); the process without them, as long just before: %v; "+
+		"%.2f goroutines each |\n", count(s.idleBuckets), s.idleTime, s.idleCPU,
+		100*s.idleCPU.Seconds()/s.idleTime.Seconds(), s.baseCPU, s.idleRoutine)
 	fmt.Fprintf(b, "\nHeap figures are live heap after two collections, before and after.\n")
 	fmt.Fprintf(b, "The timer figures time the timer actor alone: mailbox-less stand-ins for\n")
 	fmt.Fprintf(b, "buckets ask for a wake-up at one moment, and the time from the first Leak\n")

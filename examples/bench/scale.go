@@ -33,6 +33,7 @@ type scaleResults struct {
 	idleBuckets int
 	idleTime    time.Duration
 	idleCPU     time.Duration // user + system CPU while idle
+	baseCPU     time.Duration // the same, over as long, before the buckets were made
 	idleRoutine float64       // goroutines per idle bucket
 }
 
@@ -63,6 +64,9 @@ func runScale(cfg config) (*scaleResults, error) {
 			return nil, fmt.Errorf("timer with %d buckets: %w", n, err)
 		}
 		res.timer = append(res.timer, f)
+	}
+	if res.baseCPU, err = cpuOver(cfg.idleTime); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	if res.idleCPU, res.idleRoutine, err = measureIdle(cfg.idleBuckets, cfg.idleTime); err != nil {
 		return nil, fmt.Errorf("idle buckets: %w", err)
@@ -353,18 +357,28 @@ func measureIdle(n int, d time.Duration) (cpu time.Duration, goroutinesPer float
 
 	// One unit drains in 10 ms at 100 per second; then nobody waits.
 	time.Sleep(100 * time.Millisecond)
+	cpu, err = cpuOver(d)
+
+	return cpu, goroutinesPer, err
+}
+
+// cpuOver returns the CPU the process uses over the next d, after a
+// collection: what the runtime does on its own (the scavenger handing back
+// the memory of earlier figures, say) is in it, so it is measured once
+// without buckets too.
+func cpuOver(d time.Duration) (time.Duration, error) {
 	runtime.GC()
 	before, err := cpuUsed()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	time.Sleep(d)
 	after, err := cpuUsed()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 
-	return after - before, goroutinesPer, nil
+	return after - before, nil
 }
 
 // cpuUsed returns the user and system CPU time the process has used.
