@@ -12,6 +12,7 @@ import (
 	"go.uber.org/ratelimit"
 	"golang.org/x/time/rate"
 
+	"github.com/dripsched/drip/internal/schedule"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -59,15 +60,15 @@ type limiter struct {
 }
 
 var limiters = []limiter{
-	{limDripSliding, func(a []int, r int) []time.Duration { return slidingIdeal(a, r, per) },
+	{limDripSliding, func(a []int, r int) []time.Duration { return schedule.Sliding(a, r, per) },
 		func(r int) int { return r }, grantDrip(scheduler.SlidingWindow)},
-	{limDripLeaky, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
+	{limDripLeaky, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
 		func(r int) int { return 2 * r }, grantDrip(scheduler.LeakyBucket)},
-	{limDripInTurn, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
+	{limDripInTurn, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
 		func(r int) int { return 2 * r }, grantDripInTurn},
-	{limXRate, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, r, per) },
+	{limXRate, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
 		func(r int) int { return 2 * r }, grantXRate},
-	{limUber, func(a []int, r int) []time.Duration { return leakyIdeal(a, r, 1, per) },
+	{limUber, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, 1, per) },
 		func(r int) int { return r + 1 }, grantUber},
 }
 

@@ -22,51 +22,6 @@ func ms(n float64) time.Duration {
 	return time.Duration(n * float64(time.Millisecond))
 }
 
-func TestLeakyIdeal(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name        string
-		amounts     []int
-		rate, burst int
-		want        []time.Duration
-	}{
-		{"burst goes at once", []int{1, 1, 1}, 10, 3, []time.Duration{0, 0, 0}},
-		{"then one per 1/rate", []int{1, 1, 1, 1}, 10, 2, []time.Duration{0, 0, ms(100), ms(200)}},
-		{"weights count in full", []int{1, 10, 1}, 10, 10, []time.Duration{0, ms(100), ms(200)}},
-		{"rounded up to the nanosecond", []int{1, 1}, 3, 1, []time.Duration{0, 333333334}},
-		{"burst one, per unit", []int{1, 1, 10}, 100, 1, []time.Duration{0, ms(10), ms(110)}},
-	}
-	for _, tt := range tests {
-		if got := leakyIdeal(tt.amounts, tt.rate, tt.burst, time.Second); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: leakyIdeal(%v, rate %d, burst %d) = %v, want %v",
-				tt.name, tt.amounts, tt.rate, tt.burst, got, tt.want)
-		}
-	}
-}
-
-func TestSlidingIdeal(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		amounts []int
-		rate    int
-		want    []time.Duration
-	}{
-		{"a window at once", []int{1, 1, 1}, 3, []time.Duration{0, 0, 0}},
-		{"the next when the first leaves", []int{1, 1, 1, 1}, 3,
-			[]time.Duration{0, 0, 0, time.Second}},
-		{"a heavy one waits for room, FIFO", []int{2, 1, 2, 1}, 3,
-			[]time.Duration{0, 0, time.Second, time.Second}},
-		{"room frees unit by unit", []int{3, 3}, 3, []time.Duration{0, time.Second}},
-	}
-	for _, tt := range tests {
-		if got := slidingIdeal(tt.amounts, tt.rate, time.Second); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: slidingIdeal(%v, rate %d) = %v, want %v",
-				tt.name, tt.amounts, tt.rate, got, tt.want)
-		}
-	}
-}
-
 func TestWindowStats(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

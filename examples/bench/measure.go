@@ -11,55 +11,6 @@ import (
 // period.
 const notGranted = time.Duration(math.MaxInt64)
 
-// leakyIdeal returns when each request of the given amounts is granted by
-// an exact leaky bucket (rate units per per, capacity burst, empty at time
-// 0) when all are submitted at time 0 in order: the request that brings the
-// cumulative amount to c goes once c-burst units have drained, at
-// (c-burst)·per/rate, rounded up to the nanosecond.
-func leakyIdeal(amounts []int, rate, burst int, per time.Duration) []time.Duration {
-	ideal := make([]time.Duration, len(amounts))
-	cum := 0
-	for i, a := range amounts {
-		cum += a
-		if over := cum - burst; over > 0 {
-			ideal[i] = ceilDiv(time.Duration(over)*per, time.Duration(rate))
-		}
-	}
-
-	return ideal
-}
-
-// ceilDiv returns a/b rounded up, for positive a and b.
-func ceilDiv(a, b time.Duration) time.Duration {
-	return (a + b - 1) / b
-}
-
-// slidingIdeal returns when each request is granted by an exact sliding
-// window of rate units in any [t, t+per), all submitted at time 0 in order:
-// each goes, never before the one ahead of it, at the first moment the
-// units granted in the window ending there leave room for it. A grant at s
-// stays in the window until s+per.
-func slidingIdeal(amounts []int, rate int, per time.Duration) []time.Duration {
-	ideal := make([]time.Duration, len(amounts))
-	var now time.Duration
-	inWindow, oldest := 0, 0
-	for i, a := range amounts {
-		for {
-			for ; oldest < i && ideal[oldest]+per <= now; oldest++ {
-				inWindow -= amounts[oldest]
-			}
-			if inWindow+a <= rate {
-				break
-			}
-			now = ideal[oldest] + per
-		}
-		ideal[i] = now
-		inWindow += a
-	}
-
-	return ideal
-}
-
 // grant is one granted request: when, and how many units.
 type grant struct {
 	at     time.Duration

@@ -35,6 +35,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/dripsched/drip/internal/schedule"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -374,57 +375,10 @@ func measure(sc scenario, reqs []request, at, ideal []time.Duration,
 // under sc with exact arithmetic, all submitted at time 0 in order.
 func idealSchedule(sc scenario, amounts []int) []time.Duration {
 	if sc.mode == scheduler.SlidingWindow {
-		return slidingIdeal(amounts, sc.rate, per)
+		return schedule.Sliding(amounts, sc.rate, per)
 	}
 
-	return leakyIdeal(amounts, sc.rate, sc.burst, per)
-}
-
-// leakyIdeal returns the leaky bucket's ideal schedule: the request that
-// brings the cumulative amount to c starts once the bucket, full at burst,
-// has drained c-burst units, at (c-burst)*per/rate, rounded up.
-func leakyIdeal(amounts []int, rate, burst int, per time.Duration) []time.Duration {
-	ideal := make([]time.Duration, len(amounts))
-	cum := 0
-	for i, a := range amounts {
-		cum += a
-		if over := cum - burst; over > 0 {
-			ideal[i] = ceilDiv(time.Duration(over)*per, time.Duration(rate))
-		}
-	}
-
-	return ideal
-}
-
-// ceilDiv returns a/b rounded up, for positive a and b.
-func ceilDiv(a, b time.Duration) time.Duration {
-	return (a + b - 1) / b
-}
-
-// slidingIdeal returns the sliding window's ideal schedule: each request
-// starts, no earlier than the one before it, at the first moment when the
-// units started in the window ending there leave room for it. A start at s
-// counts in the windows [t, t+per) that contain s, so it leaves at s+per.
-func slidingIdeal(amounts []int, rate int, per time.Duration) []time.Duration {
-	ideal := make([]time.Duration, len(amounts))
-	var now time.Duration
-	inWindow, oldest := 0, 0
-	for i, a := range amounts {
-		for {
-			// Forget the starts that have left the window.
-			for ; oldest < i && ideal[oldest]+per <= now; oldest++ {
-				inWindow -= amounts[oldest]
-			}
-			if inWindow+a <= rate {
-				break
-			}
-			now = ideal[oldest] + per
-		}
-		ideal[i] = now
-		inWindow += a
-	}
-
-	return ideal
+	return schedule.Leaky(amounts, sc.rate, sc.burst, per)
 }
 
 // maxInWindow returns the most units started in any window [t, t+width)

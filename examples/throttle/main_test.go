@@ -145,40 +145,6 @@ func TestOvertaken(t *testing.T) {
 	}
 }
 
-func TestLeakyIdeal(t *testing.T) {
-	// Rate 100/s, burst 10: 9 ones fit at once, the 10 waits until the
-	// bucket is empty (90 ms), then each unit takes 10 ms.
-	got := leakyIdeal([]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 10, 1, 1}, 100, 10, time.Second)
-	want := []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, ms(90), ms(100), ms(110)}
-	if !slices.Equal(got, want) {
-		t.Errorf("leakyIdeal = %v, want %v", got, want)
-	}
-
-	// Rate 3/s: 1/3 s is not a whole number of nanoseconds; round up.
-	got = leakyIdeal([]int{1, 1}, 3, 1, time.Second)
-	if want := []time.Duration{0, 333333334}; !slices.Equal(got, want) {
-		t.Errorf("leakyIdeal at 3/s = %v, want %v", got, want)
-	}
-}
-
-func TestSlidingIdeal(t *testing.T) {
-	// Window 10/s: 1+1+5 fit at once; the next 5 would make 12, so it
-	// waits until those starts leave the window at 1 s, and the 1 joins it.
-	got := slidingIdeal([]int{1, 1, 5, 5, 1}, 10, time.Second)
-	want := []time.Duration{0, 0, 0, time.Second, time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("slidingIdeal = %v, want %v", got, want)
-	}
-
-	// Window 4/s: a request that does not fit holds back the ones behind
-	// it, even those that would fit.
-	got = slidingIdeal([]int{2, 2, 2, 3, 1}, 4, time.Second)
-	want = []time.Duration{0, 0, time.Second, 2 * time.Second, 2 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("slidingIdeal staggered = %v, want %v", got, want)
-	}
-}
-
 // TestScenarioOnFakeClock runs every mode on synctest's fake clock, where a
 // start is exactly its grant, so the contract can be checked with no slack.
 func TestScenarioOnFakeClock(t *testing.T) {
