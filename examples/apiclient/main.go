@@ -27,7 +27,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -39,6 +38,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -277,9 +277,8 @@ func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { re
 
 // newSystem returns an actor system that logs nothing.
 func newSystem() *actor.ActorSystem {
-	quiet := func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-	return actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	return actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet))
 }
 
 // server is the rate-limited API: a loopback HTTP server.

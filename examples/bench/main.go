@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +30,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/dripsched/drip/internal/node"
 )
 
 // The sections a run can choose.
@@ -230,8 +231,7 @@ func run(cfg config, w io.Writer) error {
 // newSystem returns an actor system that logs nothing and lets go of its
 // dead-letter throttle goroutine quickly.
 func newSystem() *actor.ActorSystem {
-	quiet := func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-	return actor.NewActorSystem(actor.WithLoggerFactory(quiet),
+	return actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet),
 		actor.WithDeadLetterThrottleInterval(time.Millisecond))
 }

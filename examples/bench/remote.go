@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/messages"
 	"github.com/dripsched/drip/scheduler"
 )
@@ -60,29 +60,12 @@ func serveRemoteIfChild() {
 	os.Exit(0)
 }
 
-// startRemote starts a remote for sys on a free loopback port.
-func startRemote(sys *actor.ActorSystem) (*remote.Remote, error) {
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
-	var err error
-	func() {
-		// remote.Start panics when it cannot listen.
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("starting remote: %v", p)
-			}
-		}()
-		r.Start()
-	}()
-
-	return r, err
-}
-
 // serveRemote hosts a drip bucket nobody runs short of, "bucket", and an
 // actor that grants at once, "raw", prints "ADDR <address>" and serves
 // until stdin closes.
 func serveRemote() error {
 	sys := newSystem()
-	r, err := startRemote(sys)
+	r, err := node.StartRemote(sys, "127.0.0.1", 0)
 	if err != nil {
 		return err
 	}
@@ -112,7 +95,7 @@ func clientRemote(addr, d string) error {
 		return fmt.Errorf("%s: %v", remoteTimeEnv, err)
 	}
 	sys := newSystem()
-	r, err := startRemote(sys)
+	r, err := node.StartRemote(sys, "127.0.0.1", 0)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -41,6 +40,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/dripsched/drip/actors"
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -158,10 +158,7 @@ func startMember(cfg config) (*cluster.Cluster, error) {
 	for i := range cfg.members {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", cfg.automan+i))
 	}
-	quiet := func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet))
 	provider := automanaged.NewWithConfig(300*time.Millisecond, cfg.automan+cfg.member-1, hosts...)
 	c := cluster.New(sys, cluster.Configure("drip-example", provider, disthash.New(),
 		remote.Configure("127.0.0.1", 0), cluster.WithKinds(kind)))

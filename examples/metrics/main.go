@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +34,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -120,7 +120,7 @@ func run(ctx context.Context, ln net.Listener, out io.Writer) error {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
 	defer mp.Shutdown(context.Background())
 
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet))
 	defer sys.Shutdown()
 	k, err := scheduler.NewKeyed(sys, rules, scheduler.WithMaxQueue(maxQueue),
 		scheduler.WithMeterProvider(mp))
@@ -185,9 +185,4 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-// quiet gives the actor system a logger that drops everything.
-func quiet(*actor.ActorSystem) *slog.Logger {
-	return slog.New(slog.DiscardHandler)
 }

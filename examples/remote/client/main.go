@@ -28,7 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -39,8 +38,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -145,9 +144,9 @@ func splitListen(addr string) (string, int, error) {
 // part of the summary.
 func run(ctx context.Context, cfg config) (summary, error) {
 	host, port, _ := splitListen(cfg.listen)
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet))
 	defer sys.Shutdown()
-	r, err := startRemote(sys, host, port)
+	r, err := node.StartRemote(sys, host, port)
 	if err != nil {
 		return summary{}, err
 	}
@@ -171,28 +170,6 @@ func run(ctx context.Context, cfg config) (summary, error) {
 	at, errs := acquireAll(ctx, s, cfg.n)
 
 	return summarize(st.Limit, at, errs), nil
-}
-
-// quiet is a logger factory that drops everything: protoactor and gRPC log
-// every connection and dead letter at INFO.
-func quiet(*actor.ActorSystem) *slog.Logger {
-	return slog.New(slog.DiscardHandler)
-}
-
-// startRemote starts protoactor remote for sys on host:port. remote.Start
-// panics when it cannot listen; that becomes an error here.
-func startRemote(sys *actor.ActorSystem, host string, port int) (r *remote.Remote, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r, err = nil, fmt.Errorf("listening on %s: %v", net.JoinHostPort(host,
-				strconv.Itoa(port)), p)
-		}
-	}()
-
-	r = remote.NewRemote(sys, remote.Configure(host, port))
-	r.Start()
-
-	return r, nil
 }
 
 // acquireAll starts n goroutines in order, each asking s for one unit, and

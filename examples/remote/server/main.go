@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -32,8 +31,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/dripsched/drip/internal/node"
 	"github.com/dripsched/drip/scheduler"
 )
 
@@ -114,10 +113,10 @@ func parseFlags(args []string) (config, error) {
 // serve hosts cfg's buckets until ctx ends, then shuts everything down. It
 // writes the listening line, and at the end each bucket's totals, to out.
 func serve(ctx context.Context, cfg config, out io.Writer) error {
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(quiet))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(node.Quiet))
 	defer sys.Shutdown()
 
-	r, err := startRemote(sys, cfg.host, cfg.port)
+	r, err := node.StartRemote(sys, cfg.host, cfg.port)
 	if err != nil {
 		return err
 	}
@@ -156,28 +155,6 @@ func serve(ctx context.Context, cfg config, out io.Writer) error {
 	}
 
 	return nil
-}
-
-// quiet is a logger factory that drops everything: protoactor and gRPC log
-// every connection and dead letter at INFO.
-func quiet(*actor.ActorSystem) *slog.Logger {
-	return slog.New(slog.DiscardHandler)
-}
-
-// startRemote starts protoactor remote for sys on host:port. remote.Start
-// panics when it cannot listen; that becomes an error here.
-func startRemote(sys *actor.ActorSystem, host string, port int) (r *remote.Remote, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r, err = nil, fmt.Errorf("listening on %s: %v", net.JoinHostPort(host,
-				strconv.Itoa(port)), p)
-		}
-	}()
-
-	r = remote.NewRemote(sys, remote.Configure(host, port))
-	r.Start()
-
-	return r, nil
 }
 
 // describe names a limit for the listening line.
