@@ -325,26 +325,27 @@ func (c *core) release(now int64, k waiterKey) bool {
 	c.out = c.out[:0]
 	c.advanceClock(now)
 
-	if c.holds(k) {
-		// Nothing was granted since the hold began, so unless the limit
-		// changed meanwhile the grant is still the latest: undone exactly.
+	// Nothing is granted while a hold lasts, so unless the limit changed
+	// meanwhile a held grant is still the latest: undone exactly. Either
+	// way the hold ends and the queue moves again.
+	held := c.holds(k)
+	if held {
 		c.hold = hold{}
-		defer c.drain()
 	}
-	if !c.last.valid || c.last.request != k.request || keyOf(c.last.sender, k.request) != k {
-		return false
+	latest := c.last.valid && c.last.request == k.request && keyOf(c.last.sender, k.request) == k
+	if latest {
+		for i := range c.bands {
+			c.bands[i].undo(c.last.at, c.last.units, c.last.tats[i])
+		}
+		c.grantedTotal--
+		c.grantedUnitsTotal -= c.last.units
+		c.last.valid = false
+	}
+	if held || latest {
+		c.drain()
 	}
 
-	for i := range c.bands {
-		c.bands[i].undo(c.last.at, c.last.units, c.last.tats[i])
-	}
-	c.grantedTotal--
-	c.grantedUnitsTotal -= c.last.units
-	c.last.valid = false
-
-	c.drain()
-
-	return true
+	return latest
 }
 
 // leak grants from the head of the queue for as long as the head fits,

@@ -103,7 +103,10 @@ func (g *grain) forward(ctx actor.Context, answer bool) {
 		return
 	}
 
-	id := requestID(ctx.Message())
+	var id uint64
+	if req, ok := ctx.Message().(requestMessage); ok {
+		id = req.GetRequestId()
+	}
 	ctx.Respond(&messages.Rejected{RequestId: id, Reason: g.reason, Detail: g.detail})
 }
 
@@ -113,13 +116,4 @@ func (g *grain) logger(ctx actor.Context) *slog.Logger {
 	}
 
 	return ctx.Logger()
-}
-
-// requestID returns the request id of a request message, or 0.
-func requestID(m any) uint64 {
-	if r, ok := m.(interface{ GetRequestId() uint64 }); ok {
-		return r.GetRequestId()
-	}
-
-	return 0
 }
