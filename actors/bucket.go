@@ -84,6 +84,9 @@ type bucketState struct {
 	core  *core
 	spec  BucketSpec
 	epoch time.Time // origin of the bucket's monotonic clock
+	// readAt is the clock's last reading, which is when the decisions in
+	// core.out were made: every handler reads it once before deciding.
+	readAt int64
 
 	incarnations int
 	timer        *actor.PID
@@ -315,7 +318,8 @@ func (b *bucket) stop(ctx actor.Context) {
 // answer sends the core's decisions to their requesters.
 func (b *bucket) answer(ctx actor.Context) {
 	for i, o := range b.core.out {
-		var msg any = &messages.Granted{RequestId: o.request, Key: b.spec.Key}
+		var msg any = &messages.Granted{RequestId: o.request, Key: b.spec.Key,
+			GrantedAtUnixNanos: b.epoch.UnixNano() + b.readAt}
 		if o.reason != granted {
 			msg = &messages.Rejected{RequestId: o.request, Reason: o.reason, Detail: o.detail}
 		}
@@ -425,7 +429,9 @@ func (b *bucket) passivate(ctx actor.Context) {
 
 // now reads the bucket's monotonic clock.
 func (b *bucket) now() int64 {
-	return int64(time.Since(b.epoch))
+	b.readAt = int64(time.Since(b.epoch))
+
+	return b.readAt
 }
 
 func (b *bucket) logger(ctx actor.Context) *slog.Logger {

@@ -33,7 +33,9 @@ func (in *inbox) acquire(sys *actor.ActorSystem, bucket *actor.PID, id uint64, a
 }
 
 // expect receives the next message and checks that it is a Granted or
-// Rejected (with reason) for request id at elapsed time at.
+// Rejected (with reason) for request id at elapsed time at. A grant must
+// carry its time too: in a bubble, time stands still while the bucket
+// decides and the message travels.
 func (in *inbox) expect(t *testing.T, start time.Time, id uint64, reason messages.RejectReason,
 	at time.Duration) {
 	t.Helper()
@@ -44,6 +46,9 @@ func (in *inbox) expect(t *testing.T, start time.Time, id uint64, reason message
 	case *messages.Granted:
 		if reason != granted || m.GetRequestId() != id || got != at {
 			t.Errorf("got grant of %d at %v, want %d %v at %v", m.GetRequestId(), got, id, reason, at)
+		}
+		if stamp := time.Unix(0, m.GetGrantedAtUnixNanos()); !stamp.Equal(start.Add(got)) {
+			t.Errorf("grant of %d says it was granted at %v, got at %v", id, stamp.Sub(start), got)
 		}
 	case *messages.Rejected:
 		if reason != m.GetReason() || m.GetRequestId() != id || got != at {
@@ -224,9 +229,9 @@ func TestTimerHoldsNoGoTimerWhenIdle(t *testing.T) {
 		}
 
 		synctest.Wait()
-		if tm.goTimer != nil || len(tm.wakeups) != 0 || len(tm.byPID) != 0 {
+		if tm.goTimer != nil || tm.wakeups.Len() != 0 {
 			t.Errorf("idle timer holds a Go timer %v and %d wake-ups", tm.goTimer != nil,
-				len(tm.wakeups))
+				tm.wakeups.Len())
 		}
 
 		sys.Root.Stop(bucket)

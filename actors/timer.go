@@ -1,12 +1,12 @@
 package actors
 
 import (
-	"container/heap"
 	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/dripsched/drip/internal/dueheap"
 	"github.com/dripsched/drip/messages"
 )
 
@@ -39,8 +39,7 @@ func Timer(sys *actor.ActorSystem) *actor.PID {
 // late is harmless: the bucket decides from virtual time, and it re-asks if
 // woken before its head fits.
 type timer struct {
-	wakeups wakeups
-	byPID   map[pidKey]*wakeup
+	wakeups *dueheap.Heap[pidKey, *actor.PID]
 	epoch   time.Time
 	goTimer *time.Timer
 	armedAt int64 // due time goTimer is armed for, if goTimer != nil
@@ -59,7 +58,7 @@ var leakMessage = &messages.Leak{}
 var _ actor.Actor = (*timer)(nil)
 
 func newTimer() actor.Actor {
-	return &timer{byPID: make(map[pidKey]*wakeup), epoch: time.Now()}
+	return &timer{wakeups: dueheap.New[pidKey, *actor.PID](), epoch: time.Now()}
 }
 
 // Receive implements actor.Actor.
@@ -85,42 +84,35 @@ func (t *timer) schedule(bucket *actor.PID, m *messages.ScheduleLeak) {
 	}
 
 	k := pidKey{bucket.GetAddress(), bucket.GetId()}
-	w, ok := t.byPID[k]
-	switch {
-	case m.GetCancel() && ok:
-		heap.Remove(&t.wakeups, w.index)
-		delete(t.byPID, k)
-	case m.GetCancel():
-	case ok:
-		w.due = t.now() + max(m.GetDelayNanos(), 0)
-		heap.Fix(&t.wakeups, w.index)
-	default:
-		w = &wakeup{due: t.now() + max(m.GetDelayNanos(), 0), bucket: bucket}
-		heap.Push(&t.wakeups, w)
-		t.byPID[k] = w
+	if m.GetCancel() {
+		t.wakeups.Remove(k)
+		return
 	}
+	t.wakeups.Set(k, bucket, t.now()+max(m.GetDelayNanos(), 0))
 }
 
 // fire sends Leak to every bucket whose wake-up is due.
 func (t *timer) fire(ctx actor.Context) {
 	t.goTimer = nil
 	now := t.now()
-	for len(t.wakeups) > 0 && t.wakeups[0].due <= now {
-		w := heap.Pop(&t.wakeups).(*wakeup)
-		delete(t.byPID, pidKey{w.bucket.GetAddress(), w.bucket.GetId()})
-		ctx.Send(w.bucket, leakMessage)
+	for {
+		bucket, ok := t.wakeups.PopDue(now)
+		if !ok {
+			return
+		}
+		ctx.Send(bucket, leakMessage)
 	}
 }
 
 // arm points the Go timer at the earliest wake-up, or stops it when there
 // is none.
 func (t *timer) arm(ctx actor.Context) {
-	if len(t.wakeups) == 0 {
+	due, ok := t.wakeups.Next()
+	if !ok {
 		t.disarm()
 		return
 	}
 
-	due := t.wakeups[0].due
 	if t.goTimer != nil && t.armedAt == due {
 		return
 	}
@@ -144,37 +136,4 @@ func (t *timer) disarm() {
 
 func (t *timer) now() int64 {
 	return int64(time.Since(t.epoch))
-}
-
-// wakeup is one bucket's due wake-up.
-type wakeup struct {
-	due    int64
-	bucket *actor.PID
-	index  int
-}
-
-// wakeups is a min-heap by due time.
-type wakeups []*wakeup
-
-func (h wakeups) Len() int           { return len(h) }
-func (h wakeups) Less(i, j int) bool { return h[i].due < h[j].due }
-
-func (h wakeups) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-
-func (h *wakeups) Push(x any) {
-	w := x.(*wakeup)
-	w.index = len(*h)
-	*h = append(*h, w)
-}
-
-func (h *wakeups) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-
-	return w
 }

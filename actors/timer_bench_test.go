@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"container/heap"
 	"fmt"
 	"testing"
 
@@ -39,9 +38,10 @@ func BenchmarkTimerWakeup(b *testing.B) {
 				t.schedule(pids[i%n], moves[i%len(moves)])
 
 				// The earliest fires and its bucket asks again.
-				w := heap.Pop(&t.wakeups).(*wakeup)
-				w.due += int64(n) * 1000
-				heap.Push(&t.wakeups, w)
+				due, _ := t.wakeups.Next()
+				bucket, _ := t.wakeups.PopDue(due)
+				t.wakeups.Set(pidKey{bucket.GetAddress(), bucket.GetId()}, bucket,
+					due+int64(n)*1000)
 			}
 		})
 	}

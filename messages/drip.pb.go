@@ -521,9 +521,13 @@ type Granted struct {
 	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// key is the key of the bucket that granted, if it has one, so that a
 	// requester can hand an unwanted grant back through the registry.
-	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// granted_at_unix_nanos is when the bucket decided the grant, by its own
+	// clock: its start in wall-clock time plus the monotonic time since. It
+	// is the same for every grant of one decision, and it never steps back.
+	GrantedAtUnixNanos int64 `protobuf:"varint,3,opt,name=granted_at_unix_nanos,json=grantedAtUnixNanos,proto3" json:"granted_at_unix_nanos,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Granted) Reset() {
@@ -568,6 +572,13 @@ func (x *Granted) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *Granted) GetGrantedAtUnixNanos() int64 {
+	if x != nil {
+		return x.GrantedAtUnixNanos
+	}
+	return 0
 }
 
 // Rejected answers any request that was not carried out.
@@ -1334,11 +1345,12 @@ const file_drip_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x01R\x06amount\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\":\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"m\n" +
 	"\aGranted\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"p\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x121\n" +
+	"\x15granted_at_unix_nanos\x18\x03 \x01(\x03R\x12grantedAtUnixNanos\"p\n" +
 	"\bRejected\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12-\n" +

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +14,19 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dripsched/drip/internal/schedule"
+	"github.com/dripsched/drip/messages"
 	"github.com/dripsched/drip/scheduler"
 )
 
 // The weighted mix: every heavyEvery-th request (indexes 9, 19, ...) asks
-// for heavyAmount units instead of 1.
+// for heavyAmount units instead of 1. Ten requests make 20 units, which
+// divides every rate the suite runs at, so a FIFO sliding window can fill
+// each window exactly. With a mix that does not divide the rate, a sliding
+// window has to leave room unused whenever its head does not fit, and its
+// steady rate is below the limit by design, not by error.
 const (
 	heavyEvery  = 10
-	heavyAmount = 10
+	heavyAmount = 11
 )
 
 // per is the period of every accuracy limit.
@@ -38,11 +44,12 @@ const oversubscribe = 1.02
 
 // Limiter names, as the tables and plots show them.
 const (
-	limDripSliding = "drip sliding window"
-	limDripLeaky   = "drip leaky bucket"
-	limDripInTurn  = "drip leaky, Acquire in turn"
-	limXRate       = "x/time/rate WaitN"
-	limUber        = "uber Take per unit"
+	limDripSliding   = "drip sliding window"
+	limDripLeaky     = "drip leaky bucket"
+	limDripSlidingAt = "drip sliding, at the bucket"
+	limDripLeakyAt   = "drip leaky, at the bucket"
+	limXRate         = "x/time/rate WaitN"
+	limUber          = "uber Take per unit"
 )
 
 // limiter is one way of granting the weighted mix at a rate.
@@ -52,24 +59,47 @@ type limiter struct {
 	ideal func(amounts []int, r int) []time.Duration
 	// bound is what the limiter's own contract allows in any window.
 	bound func(r int) int
-	// grant submits amounts in order at r per second and records each
-	// grant's time since t0 with record; it returns once ctx has ended and
-	// every goroutine it started has finished.
-	grant func(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
-		record func(i int)) error
+	// allowed returns when the limit allowed each request granted at got,
+	// given the grants before it; nil where grants are not timed when they
+	// are decided.
+	allowed func(amounts []int, got []time.Duration, r int) []time.Duration
+	// grant submits amounts in order at r per second, the first at start,
+	// and records each grant's time with record; it returns once ctx has
+	// ended and every goroutine it started has finished.
+	grant grantFunc
 }
 
+// grantFunc is how a limiter grants amounts at r per second from start.
+type grantFunc func(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
+	start time.Time, record func(i int, at time.Time)) error
+
 var limiters = []limiter{
-	{limDripSliding, func(a []int, r int) []time.Duration { return schedule.Sliding(a, r, per) },
-		func(r int) int { return r }, grantDrip(scheduler.SlidingWindow)},
-	{limDripLeaky, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
-		func(r int) int { return 2 * r }, grantDrip(scheduler.LeakyBucket)},
-	{limDripInTurn, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
-		func(r int) int { return 2 * r }, grantDripInTurn},
-	{limXRate, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, r, per) },
-		func(r int) int { return 2 * r }, grantXRate},
-	{limUber, func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, 1, per) },
-		func(r int) int { return r + 1 }, grantUber},
+	{name: limDripSliding, ideal: slidingIdeal, bound: slidingBound,
+		grant: grantDrip(scheduler.SlidingWindow)},
+	{name: limDripLeaky, ideal: leakyIdeal, bound: leakyBound,
+		grant: grantDrip(scheduler.LeakyBucket)},
+	{name: limDripSlidingAt, ideal: slidingIdeal, bound: slidingBound, allowed: slidingAllowed,
+		grant: grantDripAtBucket(scheduler.SlidingWindow)},
+	{name: limDripLeakyAt, ideal: leakyIdeal, bound: leakyBound, allowed: leakyAllowed,
+		grant: grantDripAtBucket(scheduler.LeakyBucket)},
+	{name: limXRate, ideal: leakyIdeal, bound: leakyBound, grant: grantXRate},
+	{name: limUber, grant: grantUber, bound: func(r int) int { return r + 1 },
+		ideal: func(a []int, r int) []time.Duration { return schedule.Leaky(a, r, 1, per) }},
+}
+
+// The exact schedules of a window of r per period and of a bucket of r
+// per period with a burst of r, and what either allows in a window.
+func slidingIdeal(a []int, r int) []time.Duration { return schedule.Sliding(a, r, per) }
+func leakyIdeal(a []int, r int) []time.Duration   { return schedule.Leaky(a, r, r, per) }
+func slidingBound(r int) int                      { return r }
+func leakyBound(r int) int                        { return 2 * r }
+
+func slidingAllowed(a []int, got []time.Duration, r int) []time.Duration {
+	return schedule.SlidingAllowed(a, got, r, per)
+}
+
+func leakyAllowed(a []int, got []time.Duration, r int) []time.Duration {
+	return schedule.LeakyAllowed(a, got, r, r, per)
 }
 
 // accuracyRun is one limiter at one rate.
@@ -85,7 +115,9 @@ type accuracyRun struct {
 	overLag   int     // windows [t, t+per-startLag) over the rate
 	bound     int
 	p50, p99  time.Duration
-	timerP99  time.Duration // p99 of the grants after the first window
+	timerP99  time.Duration // p99 of grant time minus when the limit allowed it
+	timerMax  time.Duration
+	timed     bool // timerP99 and timerMax were measured
 	maxLate   time.Duration
 	early     int
 	fifo      int
@@ -156,14 +188,17 @@ func mixFor(r int, d time.Duration) []int {
 // runLimiter runs l at r per second for d in real time and measures it.
 func runLimiter(sys *actor.ActorSystem, l limiter, r int, d time.Duration) (accuracyRun, error) {
 	amounts := mixFor(r, d)
-	stamps := make([]atomic.Int64, len(amounts)) // grant time + 1; 0 for none
+	stamps := make([]atomic.Int64, len(amounts)) // grant time since start, or noStamp
+	for i := range stamps {
+		stamps[i].Store(noStamp)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	t0 := time.Now()
-	timer := time.AfterFunc(d, cancel)
+	start := time.Now().Add(leadFor(len(amounts)))
+	timer := time.AfterFunc(time.Until(start)+d, cancel)
 	defer timer.Stop()
-	record := func(i int) { stamps[i].Store(int64(time.Since(t0)) + 1) }
-	if err := l.grant(ctx, sys, r, amounts, record); err != nil {
+	record := func(i int, at time.Time) { stamps[i].Store(int64(at.Sub(start))) }
+	if err := l.grant(ctx, sys, r, amounts, start, record); err != nil {
 		cancel()
 		return accuracyRun{}, err
 	}
@@ -172,12 +207,56 @@ func runLimiter(sys *actor.ActorSystem, l limiter, r int, d time.Duration) (accu
 	at := make([]time.Duration, len(amounts))
 	for i := range stamps {
 		at[i] = notGranted
-		if s := time.Duration(stamps[i].Load()); s > 0 && s-1 < d {
-			at[i] = s - 1
+		if s := stamps[i].Load(); s != noStamp && time.Duration(s) < d {
+			at[i] = time.Duration(s)
 		}
 	}
 
 	return measureRun(l, r, d, amounts, at), nil
+}
+
+// noStamp marks a request with no grant recorded.
+const noStamp = math.MinInt64
+
+// leadFor is how long before a run starts its n requests are submitted: a
+// drip bucket is paused until the start, so that every request is queued
+// when it begins, as the exact schedule has them, however long submitting
+// them takes. A drip run fails if submitting takes longer.
+func leadFor(n int) time.Duration {
+	return 100*time.Millisecond + time.Duration(n)*10*time.Microsecond
+}
+
+// pauseUntil makes a drip bucket in mode at r per second that grants
+// nothing before start.
+func pauseUntil(ctx context.Context, sys *actor.ActorSystem, mode scheduler.Mode, r int,
+	start time.Time) (*scheduler.Scheduler, error) {
+	s, err := scheduler.New(sys, scheduler.Limit{Rate: float64(r), Per: per, Mode: mode})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Pause(ctx, start); err != nil {
+		s.Stop()
+		return nil, err
+	}
+
+	return s, nil
+}
+
+// allQueued checks that s has n waiters before start.
+func allQueued(ctx context.Context, s *scheduler.Scheduler, n int, start time.Time) error {
+	st, err := s.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if late := time.Since(start); late >= 0 {
+		return fmt.Errorf("submitting %d requests ended %v after the start: lengthen leadFor",
+			n, late)
+	}
+	if st.Queued != n {
+		return fmt.Errorf("%d of %d requests queued before the start", st.Queued, n)
+	}
+
+	return nil
 }
 
 // measureRun compares the grant times at with l's ideal schedule and the
@@ -206,7 +285,14 @@ func measureRun(l limiter, r int, d time.Duration, amounts []int,
 	late := lateness(at, ideal)
 	run.lateSorts = late
 	run.p50, run.p99 = percentile(late, 0.50), percentile(late, 0.99)
-	run.timerP99 = percentile(timerLateness(at, ideal, per), 0.99)
+	if l.allowed != nil {
+		got := grantedPrefix(at)
+		held := heldLateness(got, l.allowed(amounts, got, r))
+		run.timed, run.timerP99 = true, percentile(held, 0.99)
+		if len(held) > 0 {
+			run.timerMax = held[len(held)-1]
+		}
+	}
 	if len(late) > 0 {
 		run.maxLate = late[len(late)-1]
 	}
@@ -223,11 +309,10 @@ func measureRun(l limiter, r int, d time.Duration, amounts []int,
 // grantDrip returns the grant function of a drip bucket in mode: every
 // request is submitted in order from one goroutine with Scheduler.Go, and
 // its task records the grant.
-func grantDrip(mode scheduler.Mode) func(context.Context, *actor.ActorSystem, int, []int,
-	func(int)) error {
+func grantDrip(mode scheduler.Mode) grantFunc {
 	return func(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
-		record func(int)) error {
-		s, err := scheduler.New(sys, scheduler.Limit{Rate: float64(r), Per: per, Mode: mode})
+		start time.Time, record func(int, time.Time)) error {
+		s, err := pauseUntil(ctx, sys, mode, r, start)
 		if err != nil {
 			return err
 		}
@@ -235,13 +320,17 @@ func grantDrip(mode scheduler.Mode) func(context.Context, *actor.ActorSystem, in
 		var started atomic.Int64
 		for i, a := range amounts {
 			task := func(context.Context) {
-				record(i)
+				record(i, time.Now())
 				started.Add(1)
 			}
 			if err := s.Go(ctx, float64(a), task); err != nil {
 				s.Stop()
 				return fmt.Errorf("request %d of %d: %w", i, a, err)
 			}
+		}
+		if err := allQueued(ctx, s, len(amounts), start); err != nil {
+			s.Stop()
+			return err
 		}
 		<-ctx.Done()
 		s.Stop()
@@ -257,41 +346,96 @@ func grantDrip(mode scheduler.Mode) func(context.Context, *actor.ActorSystem, in
 	}
 }
 
-// grantDripInTurn asks a leaky bucket for one request after another with
-// Acquire from one goroutine, and records each grant as Acquire returns:
-// no task start, so what is late is the timer's doing.
-func grantDripInTurn(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
-	record func(int)) error {
-	s, err := scheduler.New(sys, scheduler.Limit{Rate: float64(r), Per: per})
-	if err != nil {
-		return err
-	}
-	defer s.Stop()
-
-	for i, a := range amounts {
-		if err := s.Acquire(ctx, float64(a)); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("request %d of %d: %w", i, a, err)
+// grantDripAtBucket returns the grant function of a drip bucket in mode
+// that times each grant by the bucket's own clock, as Granted carries it:
+// every request is sent at once to Scheduler.PID from a mailbox-less
+// process, which records the grants it is sent. No goroutine starts and no
+// reply is queued between the decision and its time, so what is late is
+// the timer's doing.
+func grantDripAtBucket(mode scheduler.Mode) grantFunc {
+	return func(ctx context.Context, sys *actor.ActorSystem, r int, amounts []int,
+		start time.Time, record func(int, time.Time)) error {
+		s, err := pauseUntil(ctx, sys, mode, r, start)
+		if err != nil {
+			return err
 		}
-		record(i)
-	}
+		st := newStamper(sys, record)
+		defer sys.ProcessRegistry.Remove(st.pid)
 
-	return nil
+		for i, a := range amounts {
+			m := &messages.Acquire{RequestId: uint64(i) + 1, Amount: float64(a)}
+			sys.Root.RequestWithCustomSender(s.PID(), m, st.pid)
+		}
+		if err := allQueued(ctx, s, len(amounts), start); err != nil {
+			s.Stop()
+			return err
+		}
+		<-ctx.Done()
+
+		// Stop answers every waiter before it returns, and the answers are
+		// calls into the stamper, so nothing arrives after it.
+		st.stopping.Store(true)
+		s.Stop()
+		if err := st.err.Load(); err != nil {
+			return *err
+		}
+
+		return nil
+	}
 }
 
-// grantXRate submits each request from its own goroutine, started in
+// stamper is a process without a mailbox that records the bucket's time of
+// each grant it is sent, by request id (one more than the request's index).
+type stamper struct {
+	pid      *actor.PID
+	record   func(i int, at time.Time)
+	stopping atomic.Bool
+	err      atomic.Pointer[error] // the first rejection before stopping
+}
+
+var _ actor.Process = (*stamper)(nil)
+
+// newStamper registers a stamper in sys; remove it from sys.ProcessRegistry
+// when done.
+func newStamper(sys *actor.ActorSystem, record func(int, time.Time)) *stamper {
+	st := &stamper{record: record}
+	st.pid, _ = sys.ProcessRegistry.Add(st, "bench-stamper-"+sys.ProcessRegistry.NextId())
+
+	return st
+}
+
+// SendUserMessage implements actor.Process.
+func (st *stamper) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	switch m := msg.(type) {
+	case *messages.Granted:
+		st.record(int(m.GetRequestId())-1, time.Unix(0, m.GetGrantedAtUnixNanos()))
+	case *messages.Rejected:
+		if !st.stopping.Load() {
+			err := fmt.Errorf("request %d: %v %s", m.GetRequestId(), m.GetReason(), m.GetDetail())
+			st.err.CompareAndSwap(nil, &err)
+		}
+	}
+}
+
+// SendSystemMessage implements actor.Process; the stamper watches nothing.
+func (st *stamper) SendSystemMessage(*actor.PID, any) {}
+
+// Stop implements actor.Process.
+func (st *stamper) Stop(*actor.PID) {}
+
+// grantXRate submits, at start, each request from its own goroutine, started in
 // submission order, with WaitN on a limiter with burst r.
 func grantXRate(ctx context.Context, _ *actor.ActorSystem, r int, amounts []int,
-	record func(int)) error {
+	start time.Time, record func(int, time.Time)) error {
+	time.Sleep(time.Until(start))
 	lim := rate.NewLimiter(rate.Limit(r), r)
 
 	var wg sync.WaitGroup
 	for i, a := range amounts {
 		wg.Go(func() {
 			if lim.WaitN(ctx, a) == nil {
-				record(i)
+				record(i, time.Now())
 			}
 		})
 	}
@@ -300,12 +444,13 @@ func grantXRate(ctx context.Context, _ *actor.ActorSystem, r int, amounts []int,
 	return nil
 }
 
-// grantUber submits each request from its own goroutine, started in
+// grantUber submits, at start, each request from its own goroutine, started in
 // submission order, taking its units one Take at a time: uber's limiter
 // has no weights. Take cannot be cancelled, so a goroutine stops taking
 // once ctx has ended, after the Take it is in.
 func grantUber(ctx context.Context, _ *actor.ActorSystem, r int, amounts []int,
-	record func(int)) error {
+	start time.Time, record func(int, time.Time)) error {
+	time.Sleep(time.Until(start))
 	lim := ratelimit.New(r)
 
 	var wg sync.WaitGroup
@@ -317,7 +462,7 @@ func grantUber(ctx context.Context, _ *actor.ActorSystem, r int, amounts []int,
 				}
 				lim.Take()
 			}
-			record(i)
+			record(i, time.Now())
 		})
 	}
 	wg.Wait()

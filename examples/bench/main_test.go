@@ -1,7 +1,11 @@
 package main
 
 import (
+	"image"
+	"image/color"
+	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"gonum.org/v1/plot/plotutil"
 )
 
 func TestMain(m *testing.M) {
@@ -54,16 +59,50 @@ func TestSteadyRate(t *testing.T) {
 		want   float64
 	}{
 		{"no time after the first window", []grant{{0, 5}}, time.Second, 0},
-		{"the first window is skipped", []grant{{0, 100}, {time.Second, 1}, {ms(1500), 1},
-			{2 * time.Second, 1}}, 3 * time.Second, 1.5},
-		{"the end is excluded", []grant{{ms(1100), 1}, {ms(1200), 10}, {ms(2000), 1}},
-			2 * time.Second, 11},
+		{"one instant has no slope", []grant{{0, 9}, {ms(1500), 1}, {ms(1500), 1}},
+			2 * time.Second, 0},
+		{"the first window is left out", []grant{{0, 100}, {time.Second, 1}, {ms(1500), 1},
+			{2 * time.Second, 1}}, 3 * time.Second, 2},
+		{"a weighted line", []grant{{time.Second, 1}, {ms(1100), 1}, {ms(1200), 1},
+			{ms(1500), 3}}, 2 * time.Second, 10},
+		{"a staircase of whole steps", []grant{{time.Second, 2}, {time.Second, 3},
+			{2 * time.Second, 2}, {2 * time.Second, 3}}, 3 * time.Second, 5},
+		{"the end is left out", []grant{{time.Second, 1}, {ms(1500), 1}, {2 * time.Second, 10}},
+			2 * time.Second, 2},
 	}
 	for _, tt := range tests {
-		if got := steadyRate(tt.grants, time.Second, tt.end); got != tt.want {
+		if got := steadyRate(tt.grants, time.Second, tt.end); math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("%s: steadyRate(%v, 1s, %v) = %v, want %v",
 				tt.name, tt.grants, tt.end, got, tt.want)
 		}
+	}
+}
+
+// TestGrantsTimedAtTheBucket runs the sliding window timed by the bucket's
+// clock for less than a period: exactly the first window is granted, in
+// order, and no window holds more than the rate.
+func TestGrantsTimedAtTheBucket(t *testing.T) {
+	sys := newSystem()
+	defer stopTimer(sys)
+	l := limiters[slices.IndexFunc(limiters, func(l limiter) bool {
+		return l.name == limDripSlidingAt
+	})]
+
+	const r, d = 40, 300 * time.Millisecond // the mix's 20 units divide r
+	run, err := runLimiter(sys, l, r, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := 0
+	for _, at := range l.ideal(run.amounts, r) {
+		if at < d {
+			want++
+		}
+	}
+	if run.granted != want || run.most != r || run.over != 0 || run.fifo != 0 {
+		t.Errorf("granted %d (want %d), most %d in a window (want %d), %d windows over, "+
+			"%d FIFO violations", run.granted, want, run.most, r, run.over, run.fifo)
 	}
 }
 
@@ -155,26 +194,51 @@ func TestSmallestRunWritesReport(t *testing.T) {
 
 	report := readFile(t, filepath.Join(dir, "BENCHMARKS.md"))
 	for _, want := range []string{peerDrip, peerXRate, peerUber, peerFuture, peerRaw, actorDrip,
-		actorRaw, limDripSliding, limDripLeaky, limXRate, limUber, cfg.command,
+		actorRaw, limDripSliding, limDripLeaky, limDripSlidingAt, limDripLeakyAt, limXRate,
+		limUber, cfg.command,
 		plotGrants, plotLateness, plotThroughput, "## Targets", "## Remote", "## Scale"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("BENCHMARKS.md does not mention %q", want)
 		}
 	}
 
-	plots := map[string][]string{
-		plotThroughput: {peerDrip, peerXRate, peerUber, peerFuture, peerRaw, actorDrip},
-		plotGrants:     {limDripSliding, limDripLeaky, limXRate, limUber},
-		plotLateness:   {limDripSliding, limDripLeaky, limXRate, limUber},
+	// Each curve has a colour of its own: find every one in its picture.
+	plots := map[string]int{
+		plotThroughput: len(goroutinePeers) + 2, // and the two actor-to-actor lines
+		plotGrants:     len(limiters),
+		plotLateness:   len(limiters),
 	}
-	for name, legend := range plots {
-		svg := readFile(t, filepath.Join(dir, name))
-		for _, want := range legend {
-			if !strings.Contains(svg, want) {
-				t.Errorf("%s does not name %q", name, want)
+	for name, curves := range plots {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for j := range curves {
+			if c := plotutil.Color(j); !hasColour(img, c) {
+				t.Errorf("%s has no pixel of curve %d's colour %v", name, j, c)
 			}
 		}
 	}
+}
+
+// hasColour reports whether some pixel of img is exactly c.
+func hasColour(img image.Image, c color.Color) bool {
+	r0, g0, b0, _ := c.RGBA()
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			if r, g, b, _ := img.At(x, y).RGBA(); r == r0 && g == g0 && b == b0 {
+				return true
+			}
+		}
+	}
+
+	return false
 }
 
 // readFile returns the contents of path, failing t if it cannot be read.

@@ -54,21 +54,47 @@ func windowStats(gs []grant, width time.Duration, limit int) (most, over int) {
 }
 
 // steadyRate returns the units per second granted after the initial
-// allowance: the units granted in [skip, end), divided by end-skip. It
-// returns 0 when end is not after skip.
+// allowance: the least-squares slope of the units granted so far, each
+// grant included, against the grant times in [skip, end). A leaky bucket
+// at its rate grants when its level leaves room for the head, so on its
+// exact schedule the units so far are the rate times the time plus the
+// capacity, a line; a sliding window grants a window's worth at each
+// period, a staircase whose slope over whole steps is the rate too. A
+// count of units in [skip, end) would instead be off by whatever part of a
+// request the cut falls in. It returns 0 unless two distinct times are in
+// range.
 func steadyRate(gs []grant, skip, end time.Duration) float64 {
-	if end <= skip {
-		return 0
-	}
-
+	var ts, us []float64
 	units := 0
 	for _, g := range gs {
+		units += g.amount
 		if g.at >= skip && g.at < end {
-			units += g.amount
+			ts, us = append(ts, (g.at-skip).Seconds()), append(us, float64(units))
 		}
 	}
 
-	return float64(units) / (end - skip).Seconds()
+	if len(ts) < 2 || ts[0] == ts[len(ts)-1] { // gs is sorted by time
+		return 0
+	}
+
+	meanT, meanU := mean(ts), mean(us)
+	var cov, varT float64
+	for i := range ts {
+		cov += (ts[i] - meanT) * (us[i] - meanU)
+		varT += (ts[i] - meanT) * (ts[i] - meanT)
+	}
+
+	return cov / varT
+}
+
+// mean returns the mean of xs, or 0 for none.
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+
+	return sum / float64(max(len(xs), 1))
 }
 
 // lateness returns each granted request's grant time minus its ideal time,
@@ -85,15 +111,23 @@ func lateness(at, ideal []time.Duration) []time.Duration {
 	return late
 }
 
-// timerLateness is lateness for the grants whose ideal time is from or
-// later: those past the initial burst or first window, which each wait for
-// a timer wake-up, and not for a whole burst's tasks to start at once.
-func timerLateness(at, ideal []time.Duration, from time.Duration) []time.Duration {
-	var late []time.Duration
-	for i, t := range at {
-		if t != notGranted && ideal[i] >= from {
-			late = append(late, t-ideal[i])
-		}
+// grantedPrefix returns the grant times of at, in submission order, up to
+// the first request that was not granted.
+func grantedPrefix(at []time.Duration) []time.Duration {
+	n := slices.Index(at, notGranted)
+	if n < 0 {
+		n = len(at)
+	}
+
+	return at[:n]
+}
+
+// heldLateness returns, sorted, how long after the limit allowed it each
+// request was granted: got minus allowed.
+func heldLateness(got, allowed []time.Duration) []time.Duration {
+	late := make([]time.Duration, len(got))
+	for i := range got {
+		late[i] = got[i] - allowed[i]
 	}
 	slices.Sort(late)
 

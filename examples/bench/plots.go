@@ -15,9 +15,9 @@ import (
 
 // The plot files, written into the output directory.
 const (
-	plotGrants     = "bench-grants.svg"
-	plotLateness   = "bench-lateness.svg"
-	plotThroughput = "bench-throughput.svg"
+	plotGrants     = "bench-grants.png"
+	plotLateness   = "bench-lateness.png"
+	plotThroughput = "bench-throughput.png"
 )
 
 // grantsSpan is how much of an accuracy run the grants plot shows.
@@ -31,7 +31,7 @@ const lateFloor = time.Microsecond
 const maxPoints = 2000
 
 // plotSize is every plot's width and height.
-var plotSize = struct{ w, h vg.Length }{16 * vg.Centimeter, 10 * vg.Centimeter}
+var plotSize = struct{ w, h vg.Length }{20 * vg.Centimeter, 12.5 * vg.Centimeter}
 
 // writePlots draws the plots for the sections in res into dir and returns
 // their file names, keyed by the constants above.
@@ -175,8 +175,15 @@ func throughputPlot(t *throughputResults) (*plot.Plot, error) {
 		j++
 	}
 
+	// Room above the highest curve for the legend, which would hide it.
+	p.Y.Max *= legendRoom
+
 	return p, nil
 }
+
+// legendRoom is how far above its highest curve the throughput plot's
+// axis goes, as a factor on its log scale.
+const legendRoom = 40
 
 // addLine adds xys to p as the j-th curve, with its own colour and dashes,
 // and names it in the legend.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/dripsched/drip/actors"
+	"github.com/dripsched/drip/internal/dueheap"
 	"github.com/dripsched/drip/messages"
 	"github.com/dripsched/drip/scheduler"
 )
@@ -41,6 +43,7 @@ type scaleResults struct {
 type timerFigure struct {
 	buckets int
 	perWake time.Duration // median over timerRepeats rounds
+	heapOp  time.Duration // the heap's work alone per wake-up, the same way
 }
 
 // timerRepeats is how many rounds each timer figure takes the median of.
@@ -246,7 +249,43 @@ func measureTimer(n int) (timerFigure, error) {
 	}
 	slices.Sort(per)
 
-	return timerFigure{buckets: n, perWake: per[len(per)/2]}, nil
+	return timerFigure{buckets: n, perWake: per[len(per)/2], heapOp: measureHeap(n)}, nil
+}
+
+// heapRound is how many wake-ups a round of measureHeap times.
+const heapRound = 200_000
+
+// measureHeap returns the timer's heap work per wake-up with n buckets
+// waiting, without the actor around it, as the timer does it in a steady
+// state: a bucket asks again (its due time moves), and the earliest is
+// taken off and asks again. The median over timerRepeats rounds.
+func measureHeap(n int) time.Duration {
+	rng := rand.New(rand.NewPCG(uint64(n), 1))
+	spread := int64(n) * 1000
+	h := dueheap.New[string, int]()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "bucket-" + strconv.Itoa(i)
+		h.Set(keys[i], i, rng.Int64N(spread))
+	}
+
+	var per []time.Duration
+	for range timerRepeats {
+		t0 := time.Now()
+		for range heapRound {
+			due, _ := h.Next()
+			k := rng.IntN(n)
+			h.Set(keys[k], k, due+rng.Int64N(spread))
+
+			due, _ = h.Next()
+			k, _ = h.PopDue(due)
+			h.Set(keys[k], k, due+rng.Int64N(spread))
+		}
+		per = append(per, time.Since(t0)/heapRound)
+	}
+	slices.Sort(per)
+
+	return per[len(per)/2]
 }
 
 // timerRound has n fake buckets ask the timer actor for a wake-up at one

@@ -71,3 +71,72 @@ func TestSliding(t *testing.T) {
 		}
 	}
 }
+
+func TestSlidingNeverGrantsMoreThanAWindow(t *testing.T) {
+	got := Sliding([]int{1, 4, 1}, 3, time.Second)
+	if want := []time.Duration{0, never, never}; !slices.Equal(got, want) {
+		t.Errorf("Sliding([1 4 1], rate 3) = %v, want %v", got, want)
+	}
+}
+
+// TestAllowedOnTheExactSchedule checks that on its own exact schedule
+// every request was allowed exactly when it was granted.
+func TestAllowedOnTheExactSchedule(t *testing.T) {
+	amounts := []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 10, 1, 3, 1, 1, 7, 1, 1}
+	for _, rate := range []int{3, 10, 100, 1000} {
+		if exact := Leaky(amounts, rate, 10, time.Second); !slices.Equal(
+			LeakyAllowed(amounts, exact, rate, 10, time.Second), exact) {
+			t.Errorf("LeakyAllowed at rate %d = %v on its own schedule %v", rate,
+				LeakyAllowed(amounts, exact, rate, 10, time.Second), exact)
+		}
+		if rate < 10 {
+			continue
+		}
+		if exact := Sliding(amounts, rate, time.Second); !slices.Equal(
+			SlidingAllowed(amounts, exact, rate, time.Second), exact) {
+			t.Errorf("SlidingAllowed at rate %d = %v on its own schedule %v", rate,
+				SlidingAllowed(amounts, exact, rate, time.Second), exact)
+		}
+	}
+}
+
+func TestAllowedAfterALateGrant(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed func(amounts []int, got []time.Duration) []time.Duration
+		got     []time.Duration
+		want    []time.Duration
+	}{
+		// While a leaky bucket does not run empty, it drains whenever the
+		// grants came: the fourth is still allowed at 200 ms, though the
+		// third went 50 ms late.
+		{"leaky: lateness is not passed on",
+			func(a []int, g []time.Duration) []time.Duration {
+				return LeakyAllowed(a, g, 10, 2, time.Second)
+			},
+			[]time.Duration{0, 0, ms(150), ms(200)}, []time.Duration{0, 0, ms(100), ms(200)}},
+		// The one ahead counts from when it went: here the bucket ran empty
+		// before it, and the fourth fits at once.
+		{"leaky: the one ahead counts from when it went",
+			func(a []int, g []time.Duration) []time.Duration {
+				return LeakyAllowed(a, g, 10, 2, time.Second)
+			},
+			[]time.Duration{0, 0, ms(350), ms(360)}, []time.Duration{0, 0, ms(100), ms(350)}},
+		// A window holds a grant for a period from when it really went.
+		{"sliding: the window moves with the grants",
+			func(a []int, g []time.Duration) []time.Duration {
+				return SlidingAllowed(a, g, 1, time.Second)
+			},
+			[]time.Duration{ms(2), ms(1005), ms(2005)},
+			[]time.Duration{0, ms(1002), ms(2005)}},
+		// Only the granted ones: the rest of amounts is left out.
+		{"a prefix", func(a []int, g []time.Duration) []time.Duration {
+			return SlidingAllowed(a, g, 1, time.Second)
+		}, []time.Duration{ms(1)}, []time.Duration{0}},
+	}
+	for _, tt := range tests {
+		if got := tt.allowed([]int{1, 1, 1, 1}, tt.got); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: allowed for grants at %v = %v, want %v", tt.name, tt.got, got, tt.want)
+		}
+	}
+}
