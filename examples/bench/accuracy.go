@@ -116,6 +116,7 @@ type accuracyRun struct {
 	bound     int
 	p50, p99  time.Duration
 	timerP99  time.Duration // p99 of grant time minus when the limit allowed it
+	timerP50  time.Duration
 	timerMax  time.Duration
 	timed     bool // timerP99 and timerMax were measured
 	maxLate   time.Duration
@@ -153,7 +154,7 @@ func runAccuracy(cfg config, w io.Writer) (*accuracyResults, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s at %d/s: %w", l.name, r, err)
 			}
-			fmt.Fprintf(w, "  %-22s %6d/s: steady %.2f/s, p99 late %v, FIFO violations %d\n",
+			fmt.Fprintf(w, "  %-28s %6d/s: steady %.2f/s, p99 late %v, FIFO violations %d\n",
 				l.name, r, run.steady, run.p99, run.fifo)
 			row = append(row, run)
 		}
@@ -289,6 +290,7 @@ func measureRun(l limiter, r int, d time.Duration, amounts []int,
 		got := grantedPrefix(at)
 		held := heldLateness(got, l.allowed(amounts, got, r))
 		run.timed, run.timerP99 = true, percentile(held, 0.99)
+		run.timerP50 = percentile(held, 0.50)
 		if len(held) > 0 {
 			run.timerMax = held[len(held)-1]
 		}

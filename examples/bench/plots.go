@@ -127,7 +127,7 @@ func latenessPlot(a *accuracyResults, i int) (*plot.Plot, error) {
 	p.Y.Label.Text = "fraction of grants"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = false, false // the empty corner: late and few
 
 	for j, run := range a.runs[i] {
 		late := run.lateSorts

@@ -178,9 +178,20 @@ func worse(a, b string) string {
 
 // rateWhy explains a steady rate off the target.
 func rateWhy(run accuracyRun) string {
-	return fmt.Sprintf("%s at %d/s: %+.3f%% against %+.3f%% for the exact schedule: "+
-		"wake-ups came late by different amounts at the two ends of the run.",
+	why := fmt.Sprintf("%s at %d/s: %+.3f%% against %+.3f%% for the exact schedule: ",
 		short(run.limiter), run.rate, 100*run.rateError(), 100*(run.ideal/float64(run.rate)-1))
+	if run.limiter != limDripSlidingAt || run.rateError() > 0 {
+		return why + "wake-ups came late by different amounts at the two ends of the run."
+	}
+
+	// At r per (per + late), the windows came late by this much each.
+	late := time.Duration(float64(per) * -run.rateError() / (1 + run.rateError()))
+
+	return why + fmt.Sprintf("a sliding window keeps each grant for a whole period from "+
+		"when it really went, so a wake-up that comes late puts off every window after it "+
+		"too; here the windows came %v apart on average, %v more than the period. Granting "+
+		"on the exact schedule instead would let a window counted from the real grants hold "+
+		"more than the limit.", roundDur(per+late), roundDur(late))
 }
 
 // taskWindows describes the sliding windows over the limit when grants are
@@ -223,8 +234,7 @@ func latenessVerdict(a *accuracyResults) verdict {
 				roundDur(run.timerP99), roundDur(run.timerMax)))
 			if run.timerP99 > targetLateP99 {
 				v.outcome = "short"
-				whys = append(whys, fmt.Sprintf("%s: the Go timer woke the bucket late on a "+
-					"busy machine.", short(run.limiter)))
+				whys = append(whys, lateWhy(run))
 			}
 		case slices.Contains(taskRows, run.limiter):
 			tasks = append(tasks, fmt.Sprintf("%s %v", short(run.limiter), roundDur(run.p99)))
@@ -241,6 +251,23 @@ func latenessVerdict(a *accuracyResults) verdict {
 		a.rates[i], runtime.NumCPU())), " ")
 
 	return v
+}
+
+// lateWhy explains held lateness over the target.
+func lateWhy(run accuracyRun) string {
+	why := fmt.Sprintf("%s: the Go timer woke the bucket late on a busy machine", short(run.limiter))
+	if run.limiter != limDripSlidingAt {
+		return why + "."
+	}
+
+	decisions := map[time.Duration]bool{}
+	for _, at := range grantedPrefix(run.at) {
+		decisions[at] = true
+	}
+
+	return why + fmt.Sprintf(", and a sliding window grants each window in one decision, "+
+		"so one late wake-up makes a whole window late: its p99 is about the latest of %d "+
+		"decisions (p50 %v).", len(decisions), roundDur(run.timerP50))
 }
 
 // xrateVerdict judges drip Acquire against x/time/rate at targetVsXRateG
