@@ -317,9 +317,10 @@ func (b *bucket) stop(ctx actor.Context) {
 
 // answer sends the core's decisions to their requesters.
 func (b *bucket) answer(ctx actor.Context) {
+	grantedAt := b.epoch.UnixNano() + b.readAt
 	for i, o := range b.core.out {
 		var msg any = &messages.Granted{RequestId: o.request, Key: b.spec.Key,
-			GrantedAtUnixNanos: b.epoch.UnixNano() + b.readAt}
+			GrantedAtUnixNanos: grantedAt}
 		if o.reason != granted {
 			msg = &messages.Rejected{RequestId: o.request, Reason: o.reason, Detail: o.detail}
 		}

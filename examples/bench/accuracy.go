@@ -395,20 +395,17 @@ type stamper struct {
 	err      atomic.Pointer[error] // the first rejection before stopping
 }
 
-var _ actor.Process = (*stamper)(nil)
-
 // newStamper registers a stamper in sys; remove it from sys.ProcessRegistry
 // when done.
 func newStamper(sys *actor.ActorSystem, record func(int, time.Time)) *stamper {
 	st := &stamper{record: record}
-	st.pid, _ = sys.ProcessRegistry.Add(st, "bench-stamper-"+sys.ProcessRegistry.NextId())
+	st.pid = spawnProcess(sys, "bench-stamper", st.receive)
 
 	return st
 }
 
-// SendUserMessage implements actor.Process.
-func (st *stamper) SendUserMessage(_ *actor.PID, message any) {
-	_, msg, _ := actor.UnwrapEnvelope(message)
+// receive records msg if it is a grant.
+func (st *stamper) receive(msg any) {
 	switch m := msg.(type) {
 	case *messages.Granted:
 		st.record(int(m.GetRequestId())-1, time.Unix(0, m.GetGrantedAtUnixNanos()))
@@ -419,12 +416,6 @@ func (st *stamper) SendUserMessage(_ *actor.PID, message any) {
 		}
 	}
 }
-
-// SendSystemMessage implements actor.Process; the stamper watches nothing.
-func (st *stamper) SendSystemMessage(*actor.PID, any) {}
-
-// Stop implements actor.Process.
-func (st *stamper) Stop(*actor.PID) {}
 
 // grantXRate submits, at start, each request from its own goroutine, started in
 // submission order, with WaitN on a limiter with burst r.

@@ -88,20 +88,17 @@ type counter struct {
 	done     chan struct{}
 }
 
-var _ actor.Process = (*counter)(nil)
-
 // newCounter registers a counter in sys; remove it from
 // sys.ProcessRegistry when done.
 func newCounter(sys *actor.ActorSystem, want int) *counter {
 	c := &counter{want: int64(want), done: make(chan struct{})}
-	c.pid, _ = sys.ProcessRegistry.Add(c, "bench-counter-"+sys.ProcessRegistry.NextId())
+	c.pid = spawnProcess(sys, "bench-counter", c.receive)
 
 	return c
 }
 
-// SendUserMessage implements actor.Process.
-func (c *counter) SendUserMessage(_ *actor.PID, message any) {
-	_, msg, _ := actor.UnwrapEnvelope(message)
+// receive counts msg.
+func (c *counter) receive(msg any) {
 	switch msg.(type) {
 	case *messages.Granted:
 		if c.grants.Add(1) == c.want {
@@ -111,12 +108,6 @@ func (c *counter) SendUserMessage(_ *actor.PID, message any) {
 		c.rejected.Add(1)
 	}
 }
-
-// SendSystemMessage implements actor.Process; the counter watches nothing.
-func (c *counter) SendSystemMessage(*actor.PID, any) {}
-
-// Stop implements actor.Process.
-func (c *counter) Stop(*actor.PID) {}
 
 // measureWaiters queues n Acquires on one bucket of one unit per hour,
 // whose first unit is already taken, and returns the heap each waiter
@@ -211,11 +202,9 @@ type fakeBucket struct {
 	done chan struct{}
 }
 
-var _ actor.Process = (*fakeBucket)(nil)
-
-// SendUserMessage implements actor.Process.
-func (f *fakeBucket) SendUserMessage(_ *actor.PID, message any) {
-	if _, msg, _ := actor.UnwrapEnvelope(message); !isLeak(msg) {
+// receive notes msg if it is a Leak.
+func (f *fakeBucket) receive(msg any) {
+	if !isLeak(msg) {
 		return
 	}
 	f.at.Store(int64(time.Since(f.t0)))
@@ -229,12 +218,6 @@ func isLeak(msg any) bool {
 	_, ok := msg.(*messages.Leak)
 	return ok
 }
-
-// SendSystemMessage implements actor.Process.
-func (f *fakeBucket) SendSystemMessage(*actor.PID, any) {}
-
-// Stop implements actor.Process.
-func (f *fakeBucket) Stop(*actor.PID) {}
 
 // measureTimer returns the timer actor's cost per wake-up with n buckets
 // due at the same moment: the median over timerRepeats rounds.
@@ -306,7 +289,7 @@ func timerRound(n int) (time.Duration, error) {
 	fakes := make([]*fakeBucket, n)
 	for i := range fakes {
 		f := &fakeBucket{t0: t0, left: &left, done: done}
-		f.pid, _ = sys.ProcessRegistry.Add(f, "bench-fake-"+strconv.Itoa(i))
+		f.pid = spawnProcess(sys, "bench-fake", f.receive)
 		fakes[i] = f
 	}
 	defer func() {
@@ -355,7 +338,7 @@ func timerSync(sys *actor.ActorSystem, timer *actor.PID) error {
 	var left atomic.Int64
 	left.Store(1)
 	f := &fakeBucket{t0: time.Now(), left: &left, done: make(chan struct{})}
-	f.pid, _ = sys.ProcessRegistry.Add(f, "bench-sync-"+sys.ProcessRegistry.NextId())
+	f.pid = spawnProcess(sys, "bench-sync", f.receive)
 	defer sys.ProcessRegistry.Remove(f.pid)
 
 	sys.Root.RequestWithCustomSender(timer, &messages.ScheduleLeak{}, f.pid)

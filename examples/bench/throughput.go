@@ -300,28 +300,14 @@ type inbox struct {
 	got chan any
 }
 
-var _ actor.Process = (*inbox)(nil)
-
 // newInbox registers an inbox in sys; remove it from sys.ProcessRegistry
 // when done.
 func newInbox(sys *actor.ActorSystem) *inbox {
 	in := &inbox{got: make(chan any, 1)}
-	in.pid, _ = sys.ProcessRegistry.Add(in, "bench-inbox-"+sys.ProcessRegistry.NextId())
+	in.pid = spawnProcess(sys, "bench-inbox", func(msg any) { in.got <- msg })
 
 	return in
 }
-
-// SendUserMessage implements actor.Process.
-func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
-	_, msg, _ := actor.UnwrapEnvelope(message)
-	in.got <- msg
-}
-
-// SendSystemMessage implements actor.Process; the inbox watches nothing.
-func (in *inbox) SendSystemMessage(*actor.PID, any) {}
-
-// Stop implements actor.Process.
-func (in *inbox) Stop(*actor.PID) {}
 
 // loadActor keeps inFlight Acquires outstanding at target, sending a new
 // one for each Granted until stop is set; once every request sent has been
